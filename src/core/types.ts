@@ -1,0 +1,189 @@
+/** What the user passes: to the bundler plugin, to `generateAssets`, or through CLI flags. */
+export interface FluxAssetsOptions {
+  /** Project root; scripts are found and reported relative to it. Default: the bundler's root or `process.cwd()`. */
+  root?: string
+  /** Globs of script JSON files, relative to root. Default `['**\/*.script.json']`. */
+  include?: string | string[]
+  /** Globs to skip. Default: node_modules, the build output dir, the cache dir and dot-folders. */
+  exclude?: string | string[]
+  /** Where images are cached, relative to root. Default `.flux-cache`. */
+  cacheDir?: string
+  /** Together API key. Default: env `TOGETHER_API_KEY`, else `TOGETHER_BEARER_TOKEN` (also read from `<root>/.env`). */
+  apiKey?: string
+  /** Default: env `TOGETHER_BASE_URL`, else `https://api.together.xyz/v1`. */
+  baseURL?: string
+  /** Default `black-forest-labs/FLUX.1-schnell`. Any model id is passed through. */
+  model?: string
+  /** Default 1024 (a positive multiple of 8). */
+  width?: number
+  /** Default 768 (a positive multiple of 8). */
+  height?: number
+  /** Default 4; always sent (the API's own default is 20). */
+  steps?: number
+  /** Fixed seed for every asset; per-asset `seed` overrides. Default: none. */
+  seed?: number
+  /** Default `jpeg`. */
+  outputFormat?: OutputFormat
+  /** How Together returns the image. Default `base64`; `url` is downloaded at once. */
+  responseFormat?: 'base64' | 'url'
+  /** Prepended to every prompt (e.g. a house style). Part of the cache key. */
+  promptPrefix?: string
+  /** Appended to every prompt. Part of the cache key. */
+  promptSuffix?: string
+  /** Requests in flight at once. Default 4. */
+  concurrency?: number
+  /** Retries per image after the first attempt. Default 4. */
+  retries?: number
+  /** Longest wait a server may ask for (retry-after) before the asset fails instead, in ms. Default 60_000. */
+  maxRetryDelay?: number
+  /** Per-request timeout in ms. Default 120_000. */
+  timeout?: number
+  /** Largest image accepted, in bytes (url mode download and base64 alike). Default 25 MB. */
+  maxImageBytes?: number
+  /** Any placeholder or failure fails the run. Default false. */
+  strict?: boolean
+  /** Make no API call: cached images are used, missing ones become placeholders. Default false. */
+  offline?: boolean
+  /** Stop before the first call when more uncached images than this would be generated. Default 100. */
+  maxNewImages?: number
+  /** Aborts the whole run. */
+  signal?: AbortSignal
+  /** Where messages go. Default: console warnings/errors, info silent. */
+  logger?: Logger
+  /** Progress events, e.g. for a TTY progress line. */
+  onProgress?: (progress: Progress) => void
+}
+
+export type OutputFormat = 'jpeg' | 'png'
+
+export interface Logger {
+  info(message: string): void
+  warn(message: string): void
+  error(message: string): void
+}
+
+/** Options with every default applied, validated, env resolved. Never the user's object. */
+export interface ResolvedOptions {
+  root: string
+  include: string[]
+  exclude: string[]
+  /** Absolute. */
+  cacheDir: string
+  apiKey: string | undefined
+  baseURL: string
+  responseFormat: 'base64' | 'url'
+  promptPrefix: string
+  promptSuffix: string
+  /** Global image settings; per-asset overrides are applied on top. */
+  defaults: Omit<ImageSettings, 'provider'> & { seed?: number }
+  concurrency: number
+  retries: number
+  maxRetryDelay: number
+  timeout: number
+  maxImageBytes: number
+  strict: boolean
+  offline: boolean
+  maxNewImages: number
+  signal: AbortSignal | undefined
+  logger: Logger
+  onProgress: ((progress: Progress) => void) | undefined
+}
+
+/** Everything that changes the pixels. Hashed (with the final prompt) into the cache key. */
+export interface ImageSettings {
+  provider: string
+  model: string
+  width: number
+  height: number
+  steps: number
+  seed?: number
+  outputFormat: OutputFormat
+}
+
+/** One asset occurrence found in one script. */
+export interface AssetRequest {
+  /** Script path relative to root, posix separators. */
+  script: string
+  /** JSON pointer (RFC 6901) of the asset value, e.g. `/visual_track/0/assets/avatar`. */
+  pointer: string
+  /** The asset id: a label, never a path. */
+  id: string
+  /** The final prompt: prefix + prompt + suffix. */
+  prompt: string
+  settings: ImageSettings
+  /** sha256 hex of the canonical settings + prompt. */
+  key: string
+}
+
+/** What `generateAssets` returns for each asset occurrence. */
+export interface AssetRecord extends AssetRequest {
+  /** Absolute path of the cached image; `null` for a placeholder. */
+  file: string | null
+  width: number
+  height: number
+  placeholder: boolean
+  /** Why this is a placeholder, when it is one. */
+  error?: string
+}
+
+export type ImageFormat = 'png' | 'jpeg' | 'webp'
+
+/** The JSON record stored beside each cached image. */
+export interface CacheRecord {
+  version: number
+  key: string
+  prompt: string
+  settings: ImageSettings
+  /** File extension of the image, from its bytes. */
+  ext: 'png' | 'jpg' | 'webp'
+  size: number
+  sha256: string
+  /** mtime of the image file right after it was moved into place: lets a read skip re-hashing. */
+  mtimeMs: number
+  responseId?: string
+  createdAt: string
+}
+
+export interface CacheHit {
+  record: CacheRecord
+  /** Absolute path of the verified image. */
+  file: string
+}
+
+export interface Progress {
+  total: number
+  done: number
+  cached: number
+  generating: number
+  generated: number
+  failed: number
+}
+
+export interface RunSummary {
+  /** Asset occurrences. */
+  assets: number
+  /** Unique images (cache keys). */
+  unique: number
+  generated: number
+  cached: number
+  placeholders: number
+  failed: number
+  /** Milliseconds. */
+  durationMs: number
+  /** USD for what was generated this run; `null` when a model's price is unknown. */
+  estimatedCost: number | null
+}
+
+export interface GenerateResult {
+  assets: AssetRecord[]
+  summary: RunSummary
+}
+
+/** A script that failed to parse or validate: one issue per bad place. */
+export interface ScriptIssue {
+  /** Script path relative to root, posix. */
+  script: string
+  /** JSON pointer, or `line:column` for a syntax error. */
+  where: string
+  message: string
+}
