@@ -1,0 +1,228 @@
+import { randomBytes } from 'node:crypto'
+import { constants } from 'node:fs'
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { verifyImage } from './image'
+import { CACHE_VERSION, sha256 } from './key'
+import { abortError, sleep } from './retry'
+import type { CacheHit, CacheRecord, ImageSettings } from './types'
+
+const KEY = /^[0-9a-f]{64}$/
+const EXTS = new Set(['png', 'jpg', 'webp'])
+
+/**
+ * Images on disk, addressed by cache key. Layout under `<dir>/v1/`:
+ * - `ab/<key>.json`: the record, written last: an entry exists exactly when its record does;
+ * - `ab/<key>-<sha16>.<ext>`: the image, named by its own hash, so a record can only ever point at the bytes it describes;
+ * - `tmp/`: files being written (moved into place with rename, removed by a later run if their writer died);
+ * - `locks/<key>.lock`: who is generating a key right now, across processes and plugin instances.
+ */
+export class ImageCache {
+  readonly root: string
+  private readonly tmp: string
+  private readonly locks: string
+
+  constructor(dir: string) {
+    this.root = join(dir, `v${CACHE_VERSION}`)
+    this.tmp = join(this.root, 'tmp')
+    this.locks = join(this.root, 'locks')
+  }
+
+  recordPath(key: string): string {
+    return join(this.root, key.slice(0, 2), `${key}.json`)
+  }
+
+  imagePath(record: Pick<CacheRecord, 'key' | 'sha256' | 'ext'>): string {
+    return join(this.root, record.key.slice(0, 2), `${record.key}-${record.sha256.slice(0, 16)}.${record.ext}`)
+  }
+
+  /**
+   * A verified entry, or `undefined`. Size must match the record; the bytes are re-hashed unless the mtime is the
+   * one recorded at write time. A mismatch is a miss and the broken entry is removed, never used.
+   */
+  async get(key: string): Promise<CacheHit | undefined> {
+    if (!KEY.test(key)) return undefined
+    const record = await this.readRecord(key)
+    if (!record) return undefined
+    const file = this.imagePath(record)
+    const info = await stat(file).catch(() => undefined)
+    if (info?.isFile() && info.size === record.size) {
+      if (info.mtimeMs === record.mtimeMs) return { record, file }
+      const bytes = await readFile(file).catch(() => undefined)
+      if (bytes && sha256(bytes) === record.sha256) {
+        // Verified: restore the recorded mtime so the next read can trust it again (a git checkout resets mtimes).
+        await utimes(file, info.atime, new Date(record.mtimeMs)).catch(() => {})
+        return { record, file }
+      }
+    }
+    await this.discard(record)
+    return undefined
+  }
+
+  /** The bytes of a hit, checked against the record's sha256 once more: what is emitted is what was paid for. */
+  async read(hit: CacheHit): Promise<Buffer | undefined> {
+    const bytes = await readFile(hit.file).catch(() => undefined)
+    return bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256 ? bytes : undefined
+  }
+
+  /** Verifies the image, then writes it and its record atomically. */
+  async put(key: string, bytes: Buffer, meta: { prompt: string; settings: ImageSettings; responseId?: string }): Promise<CacheHit> {
+    const ext = verifyImage(bytes)
+    const hash = sha256(bytes)
+    const file = this.imagePath({ key, sha256: hash, ext })
+    await this.writeAtomic(file, bytes)
+    const { mtimeMs } = await stat(file)
+    const record: CacheRecord = {
+      version: CACHE_VERSION,
+      key,
+      prompt: meta.prompt,
+      settings: meta.settings,
+      ext,
+      size: bytes.length,
+      sha256: hash,
+      mtimeMs,
+      ...(meta.responseId ? { responseId: meta.responseId } : {}),
+      createdAt: new Date().toISOString(),
+    }
+    await this.writeAtomic(this.recordPath(key), Buffer.from(`${JSON.stringify(record, null, 2)}\n`))
+    return { record, file }
+  }
+
+  /** Every key with a record (verified or not). */
+  async keys(): Promise<string[]> {
+    const shards = await readdir(this.root).catch(() => [] as string[])
+    const keys: string[] = []
+    for (const shard of shards.filter(s => /^[0-9a-f]{2}$/.test(s))) {
+      for (const name of await readdir(join(this.root, shard)).catch(() => [] as string[])) {
+        const key = name.slice(0, -5)
+        if (name.endsWith('.json') && KEY.test(key)) keys.push(key)
+      }
+    }
+    return keys.sort()
+  }
+
+  /** Removes a key's record and every image file of that key. */
+  async remove(key: string): Promise<void> {
+    if (!KEY.test(key)) return
+    const shard = join(this.root, key.slice(0, 2))
+    await rm(this.recordPath(key), { force: true })
+    for (const name of await readdir(shard).catch(() => [] as string[])) {
+      if (name.startsWith(`${key}-`)) await rm(join(shard, name), { force: true })
+    }
+  }
+
+  /**
+   * Holds the key's lock while `fn` runs. While another process (or plugin instance) holds it, waits, and returns
+   * its finished entry instead of running `fn`. A lock whose holder died, or that is older than `staleMs`, is taken over.
+   */
+  async withLock<T>(key: string, fn: () => Promise<T>, options: { signal?: AbortSignal; staleMs?: number; onHit: (hit: CacheHit) => T }): Promise<T> {
+    const lock = join(this.locks, `${key}.lock`)
+    await mkdir(this.locks, { recursive: true })
+    for (let wait = 25; ; wait = Math.min(wait * 2, 250)) {
+      if (options.signal?.aborted) throw abortError(options.signal)
+      const handle = await open(lock, 'wx').catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'EEXIST') return undefined
+        throw error
+      })
+      if (handle) {
+        try {
+          await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }))
+          await handle.close()
+          // Someone may have finished the entry between our miss and our lock.
+          const hit = await this.get(key)
+          return hit ? options.onHit(hit) : await fn()
+        } finally {
+          await rm(lock, { force: true })
+        }
+      }
+      const hit = await this.get(key)
+      if (hit) return options.onHit(hit)
+      if (await this.isStale(lock, options.staleMs ?? 10 * 60_000)) await rm(lock, { force: true })
+      else await sleep(wait, options.signal)
+    }
+  }
+
+  /** Removes temp files whose writer is gone (dead pid, or older than a day). Returns how many. */
+  async cleanTemp(): Promise<number> {
+    let removed = 0
+    for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
+      const [host, pid] = name.split('~')
+      const path = join(this.tmp, name)
+      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0)
+      if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) {
+        await rm(path, { force: true })
+        removed++
+      }
+    }
+    return removed
+  }
+
+  /** Drops one broken entry: its image, and its record if no writer has replaced it meanwhile. */
+  private async discard(record: CacheRecord): Promise<void> {
+    await rm(this.imagePath(record), { force: true })
+    const current = await this.readRecord(record.key)
+    if (!current || current.sha256 === record.sha256) await rm(this.recordPath(record.key), { force: true })
+  }
+
+  private async readRecord(key: string): Promise<CacheRecord | undefined> {
+    try {
+      const record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as CacheRecord
+      const ok =
+        record.version === CACHE_VERSION &&
+        record.key === key &&
+        KEY.test(record.sha256) &&
+        EXTS.has(record.ext) &&
+        Number.isSafeInteger(record.size) &&
+        record.size > 0 &&
+        typeof record.mtimeMs === 'number'
+      return ok ? record : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  private async isStale(lock: string, staleMs: number): Promise<boolean> {
+    try {
+      const holder = JSON.parse(await readFile(lock, 'utf8')) as { pid: number; host: string; at: number }
+      return (holder.host === hostname() && !isAlive(holder.pid)) || Date.now() - holder.at > staleMs
+    } catch (error) {
+      // Gone (released), or not written yet by a holder that has just created it: judge by age.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+      const info = await stat(lock).catch(() => undefined)
+      return !!info && Date.now() - info.mtimeMs > 10_000
+    }
+  }
+
+  /** Temp file in the cache's own folder, fsync, rename into place; the temp file never outlives a failure. */
+  private async writeAtomic(target: string, bytes: Buffer): Promise<void> {
+    await mkdir(this.tmp, { recursive: true })
+    await mkdir(join(target, '..'), { recursive: true })
+    const temp = join(this.tmp, `${hostname()}~${process.pid}~${randomBytes(6).toString('hex')}.tmp`)
+    try {
+      const handle = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY)
+      try {
+        await handle.writeFile(bytes)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(temp, target).catch(async (error: NodeJS.ErrnoException) => {
+        // Windows refuses to replace a file another process holds; an existing complete entry is success.
+        if (!['EEXIST', 'EPERM', 'EBUSY'].includes(error.code ?? '') || !(await stat(target).catch(() => undefined))) throw error
+      })
+    } finally {
+      await unlink(temp).catch(() => {})
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

@@ -1,0 +1,64 @@
+import { ImageError } from './errors'
+import type { ImageFormat } from './types'
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+const PNG_IEND = Buffer.from([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82])
+
+/** The format by magic number, or `undefined`. */
+export function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (b.length >= 8 && b.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png'
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg'
+  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'webp'
+  return undefined
+}
+
+export const EXTENSIONS = { png: 'png', jpeg: 'jpg', webp: 'webp' } as const
+export const MIME_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', svg: 'image/svg+xml' }
+
+/**
+ * Accepts only a whole PNG, JPEG or WebP: known magic number and an intact end (PNG's IEND chunk, JPEG's EOI
+ * marker, WebP's RIFF length). A truncated download or a JSON error page never passes. Returns the extension.
+ */
+export function verifyImage(bytes: Uint8Array): 'png' | 'jpg' | 'webp' {
+  const format = sniffFormat(bytes)
+  if (!format) throw new ImageError(`not an image: the bytes are neither PNG, JPEG nor WebP (${bytes.byteLength} bytes)`)
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const complete =
+    format === 'png'
+      ? b.length >= 20 && b.subarray(b.length - 8).equals(PNG_IEND)
+      : format === 'jpeg'
+        ? endsWithEoi(b)
+        : b.length >= 12 && b.readUInt32LE(4) + 8 === b.length
+  if (!complete) throw new ImageError(`truncated ${format.toUpperCase()} image (${bytes.byteLength} bytes)`)
+  return EXTENSIONS[format]
+}
+
+/** JPEG ends with FF D9; some encoders pad a few zero bytes after it. */
+function endsWithEoi(b: Buffer): boolean {
+  let end = b.length
+  while (end > 2 && b.length - end < 16 && b[end - 1] === 0) end--
+  return end >= 4 && b[end - 2] === 0xff && b[end - 1] === 0xd9
+}
+
+/** An SVG of the asset's size showing its id and prompt: what ships when no image could be had. */
+export function placeholderSvg(id: string, prompt: string, width: number, height: number, reason: string): string {
+  const line = (text: string, max: number) => escapeXml(text.length > max ? `${text.slice(0, max - 1)}…` : text)
+  const size = Math.max(12, Math.round(Math.min(width, height) / 24))
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">
+<rect width="100%" height="100%" fill="#e5e7eb"/>
+<rect x="4" y="4" width="${width - 8}" height="${height - 8}" fill="none" stroke="#9ca3af" stroke-width="4" stroke-dasharray="16 12"/>
+<g font-family="system-ui, sans-serif" text-anchor="middle" fill="#374151">
+<text x="50%" y="42%" font-size="${size * 2}" font-weight="600">${line(id, 40)}</text>
+<text x="50%" y="54%" font-size="${size}">${line(prompt, 80)}</text>
+<text x="50%" y="64%" font-size="${Math.round(size * 0.8)}" fill="#6b7280">placeholder: ${line(reason, 80)}</text>
+</g>
+</svg>
+`
+}
+
+function escapeXml(text: string): string {
+  // Control characters are not allowed in XML at all.
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '').replace(/[<>&"']/g, c => `&#${c.charCodeAt(0)};`)
+}

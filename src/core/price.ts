@@ -1,0 +1,45 @@
+import type { ImageSettings, RunSummary } from './types'
+
+/**
+ * USD per megapixel at the model's default steps: an estimate from Together's price model
+ * (cost = megapixels × price per MP × steps / default steps). Prices change; keep them here and only here.
+ */
+const PRICES: Record<string, { perMegapixel: number; defaultSteps: number }> = {
+  'black-forest-labs/FLUX.1-schnell': { perMegapixel: 0.0027, defaultSteps: 4 },
+}
+
+/** Estimated USD for one image, or `null` when the model's price is unknown. */
+export function estimateCost(settings: Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'>): number | null {
+  const price = PRICES[settings.model]
+  if (!price) return null
+  return ((settings.width * settings.height) / 1_000_000) * price.perMegapixel * (settings.steps / price.defaultSteps)
+}
+
+/** Sum of estimates; `null` as soon as one is unknown. */
+export function estimateTotal(settings: Iterable<Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'>>): number | null {
+  let total = 0
+  for (const s of settings) {
+    const cost = estimateCost(s)
+    if (cost === null) return null
+    total += cost
+  }
+  return total
+}
+
+export function formatCost(cost: number | null): string {
+  if (cost === null) return 'cost unknown'
+  return `est. $${cost < 0.01 && cost > 0 ? cost.toFixed(4) : cost.toFixed(cost < 10 ? 3 : 2)}`
+}
+
+/** `12 assets · 3 generated · 9 cached · 0 placeholders · 4.1 s · est. $0.008` */
+export function formatSummary(s: RunSummary): string {
+  const parts = [
+    `${s.assets} asset${s.assets === 1 ? '' : 's'}${s.unique === s.assets ? '' : ` (${s.unique} image${s.unique === 1 ? '' : 's'})`}`,
+    `${s.generated} generated`,
+    `${s.cached} cached`,
+    `${s.placeholders} placeholder${s.placeholders === 1 ? '' : 's'}`,
+  ]
+  if (s.failed) parts.push(`${s.failed} failed`)
+  parts.push(`${(s.durationMs / 1000).toFixed(1)} s`, formatCost(s.estimatedCost))
+  return parts.join(' · ')
+}

@@ -1,0 +1,90 @@
+import { ApiError, FluxError } from './errors'
+
+export interface RetryOptions {
+  /** Retries after the first attempt. */
+  retries: number
+  /** Longest wait a server may ask for; past it, fail with the server's message. */
+  maxRetryDelay: number
+  /** First backoff ceiling in ms. */
+  baseDelay?: number
+  /** Backoff ceiling in ms. */
+  capDelay?: number
+  signal?: AbortSignal
+  random?: () => number
+  /** Told before each wait, e.g. to log or count. */
+  onRetry?: (error: ApiError, attempt: number, delayMs: number) => void
+}
+
+/** Full jitter: a random delay in [0, min(cap, base·2^attempt)]. `attempt` counts from 0. */
+export function calculateDelay(attempt: number, base = 500, cap = 20_000, random = Math.random): number {
+  return Math.floor(random() * Math.min(cap, base * 2 ** attempt))
+}
+
+/**
+ * How long the server asked us to wait, in ms, from `retry-after-ms`, `retry-after` (seconds or an HTTP date)
+ * or `x-ratelimit-reset` (seconds from now, or a Unix time in seconds). `undefined` when it did not say.
+ */
+export function parseRetryAfter(headers: Record<string, string | string[] | undefined>, now = Date.now()): number | undefined {
+  const header = (name: string) => {
+    const value = headers[name]
+    return (Array.isArray(value) ? value[0] : value)?.trim() || undefined
+  }
+  const ms = Number(header('retry-after-ms'))
+  if (header('retry-after-ms') && Number.isFinite(ms) && ms >= 0) return Math.ceil(ms)
+
+  const after = header('retry-after')
+  if (after) {
+    if (/^\d+(\.\d+)?$/.test(after)) return Math.ceil(Number(after) * 1000)
+    const date = Date.parse(after)
+    if (!Number.isNaN(date)) return Math.max(0, date - now)
+  }
+
+  const reset = header('x-ratelimit-reset')
+  if (reset && /^\d+(\.\d+)?$/.test(reset)) {
+    const seconds = Number(reset)
+    // Unix timestamps are large; small numbers are "seconds from now".
+    return Math.max(0, Math.ceil(seconds > 1e9 ? seconds * 1000 - now : seconds * 1000))
+  }
+  return undefined
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal))
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(abortError(signal!))
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+export function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason
+  return reason instanceof Error ? reason : new FluxError('FLUX_ABORTED', 'aborted')
+}
+
+/** Runs `fn` until it succeeds, throws something not retryable, or runs out of retries. */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
+  const { retries, maxRetryDelay, baseDelay = 500, capDelay = 20_000, signal, random = Math.random } = options
+  for (let attempt = 0; ; attempt++) {
+    if (signal?.aborted) throw abortError(signal)
+    try {
+      return await fn(attempt)
+    } catch (error) {
+      if (signal?.aborted) throw abortError(signal)
+      if (!(error instanceof ApiError) || !error.retryable || attempt >= retries) throw error
+      if (error.retryAfterMs !== undefined && error.retryAfterMs > maxRetryDelay) {
+        throw new ApiError(error.code, `${error.message} (the server asked to wait ${Math.ceil(error.retryAfterMs / 1000)} s, more than maxRetryDelay ${Math.ceil(maxRetryDelay / 1000)} s)`, error.status, false)
+      }
+      const delay = error.retryAfterMs ?? calculateDelay(attempt, baseDelay, capDelay, random)
+      options.onRetry?.(error, attempt + 1, delay)
+      await sleep(delay, signal)
+    }
+  }
+}

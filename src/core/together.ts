@@ -1,0 +1,194 @@
+import { Agent, request } from 'undici'
+import { ApiError, ImageError } from './errors'
+import { verifyImage } from './image'
+import { parseRetryAfter } from './retry'
+import type { ImageSettings, ResolvedOptions } from './types'
+
+/** What a provider must do: one prompt in, one verified image out. Retries are the caller's business. */
+export interface ImageProvider {
+  readonly id: string
+  generate(prompt: string, settings: ImageSettings, signal?: AbortSignal): Promise<{ bytes: Buffer; responseId?: string }>
+  close(): Promise<void>
+}
+
+export const USER_AGENT = 'unplugin-flux-assets (+https://github.com/unplugin/unplugin-flux-assets)'
+const RETRY_STATUSES = new Set([408, 409, 429, 500, 502, 503, 504])
+const NETWORK_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+])
+/** Download tries per generated image before paying for a new one (a URL that 404s is regenerated at once). */
+const DOWNLOAD_TRIES = 3
+
+type TogetherOptions = Pick<ResolvedOptions, 'apiKey' | 'baseURL' | 'responseFormat' | 'timeout' | 'maxImageBytes' | 'concurrency'>
+
+/** Together.ai `POST /images/generations`, base64 or url mode, over one keep-alive connection pool. */
+export function createTogetherProvider(options: TogetherOptions): ImageProvider {
+  const { apiKey, baseURL, responseFormat, timeout, maxImageBytes } = options
+  const agent = new Agent({ connections: options.concurrency + 2, keepAliveTimeout: 30_000 })
+  const apiOrigin = new URL(baseURL).origin
+  // base64 inflates by 4/3; allow for the JSON around it.
+  const maxJsonBytes = Math.ceil(maxImageBytes * 1.4) + 64 * 1024
+
+  async function call<T>(url: string, signal: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const timer = AbortSignal.timeout(timeout)
+    try {
+      return await run(signal ? AbortSignal.any([signal, timer]) : timer)
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason
+      if (timer.aborted) throw new ApiError('FLUX_TIMEOUT', `no answer from ${hostOf(url)} within ${timeout / 1000} s`, undefined, true)
+      const code = (error as { code?: string }).code ?? ''
+      if (NETWORK_CODES.has(code)) throw new ApiError('FLUX_NETWORK', `connection to ${hostOf(url)} failed (${code})`, undefined, true)
+      if (error instanceof ApiError || error instanceof ImageError) throw error
+      // Never pass the original error on: undici errors can carry request options, and so the key.
+      throw new ApiError('FLUX_NETWORK', `request to ${hostOf(url)} failed (${code || (error as Error).name})`, undefined, false)
+    }
+  }
+
+  async function generateOnce(prompt: string, settings: ImageSettings, signal?: AbortSignal) {
+    const url = `${baseURL}/images/generations`
+    const body = {
+      model: settings.model,
+      prompt,
+      width: settings.width,
+      height: settings.height,
+      steps: settings.steps,
+      n: 1,
+      ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
+      response_format: responseFormat,
+      output_format: settings.outputFormat,
+    }
+    return call(url, signal, async s => {
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher: agent,
+        signal: s,
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          'content-type': 'application/json',
+          accept: 'application/json',
+          'user-agent': USER_AGENT,
+        },
+        body: JSON.stringify(body),
+      })
+      const text = (await readLimited(res.body, maxJsonBytes, 'API response')).toString('utf8')
+      if (res.statusCode >= 300) throw apiError(res.statusCode, text, res.headers, settings.model)
+      let json: { id?: string; data?: Array<{ b64_json?: string; url?: string }> }
+      try {
+        json = JSON.parse(text)
+      } catch {
+        throw new ApiError('FLUX_BAD_RESPONSE', `the API answered ${res.statusCode} with something that is not JSON`, res.statusCode, true)
+      }
+      const item = json.data?.[0]
+      if (item?.b64_json) {
+        const bytes = Buffer.from(item.b64_json, 'base64')
+        if (bytes.length > maxImageBytes) throw tooLarge(bytes.length)
+        verifyImage(bytes)
+        return { bytes, responseId: json.id }
+      }
+      if (item?.url) return { bytes: await download(item.url, signal), responseId: json.id }
+      throw new ApiError('FLUX_BAD_RESPONSE', 'the API answered without an image (no data[0].b64_json or url)', res.statusCode, true)
+    })
+  }
+
+  /** Fetches a url-mode image now: https only (or the API's own origin), no redirects, no Authorization, size-capped. */
+  async function download(imageUrl: string, signal?: AbortSignal): Promise<Buffer> {
+    let parsed: URL
+    try {
+      parsed = new URL(imageUrl)
+    } catch {
+      throw new ApiError('FLUX_BAD_URL', `the API returned an invalid image URL`, undefined, false)
+    }
+    if (parsed.protocol !== 'https:' && parsed.origin !== apiOrigin) {
+      throw new ApiError('FLUX_BAD_URL', `refusing to download ${parsed.origin}: image URLs must be https or on the API's own origin`, undefined, false)
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call(imageUrl, signal, async s => {
+          const res = await request(parsed, {
+            method: 'GET',
+            dispatcher: agent,
+            signal: s,
+            headers: { 'user-agent': USER_AGENT, accept: 'image/*' },
+          })
+          if (res.statusCode >= 300 && res.statusCode < 400) {
+            await res.body.dump()
+            throw new ApiError('FLUX_BAD_URL', `the image URL redirected (${res.statusCode}); redirects are not followed`, res.statusCode, false)
+          }
+          if (res.statusCode !== 200) {
+            await res.body.dump()
+            // 404/410: the URL expired: a new image must be generated, which the caller's retry does.
+            throw new ApiError('FLUX_DOWNLOAD', `downloading the image failed (${res.statusCode})`, res.statusCode, true)
+          }
+          const length = Number(res.headers['content-length'])
+          if (length > maxImageBytes) {
+            res.body.destroy()
+            throw tooLarge(length)
+          }
+          const bytes = await readLimited(res.body, maxImageBytes, 'image')
+          verifyImage(bytes)
+          return bytes
+        })
+      } catch (error) {
+        const retryDownload = attempt < DOWNLOAD_TRIES && (error as ApiError).retryable && ![404, 410].includes((error as ApiError).status ?? 0)
+        if (!retryDownload) throw error
+      }
+    }
+  }
+
+  return {
+    id: 'together',
+    generate: generateOnce,
+    close: () => agent.close(),
+  }
+}
+
+async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.length
+    if (size > max) {
+      body.destroy()
+      throw what === 'image' ? tooLarge(size) : new ApiError('FLUX_BAD_RESPONSE', `the ${what} is larger than ${max} bytes`, undefined, false)
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+function tooLarge(size: number): ImageError {
+  return new ImageError(`the image is larger than the size cap (${size} bytes; raise maxImageBytes)`, false)
+}
+
+/** An error a person can act on, from Together's `{ error: { message, type, code } }` body. */
+function apiError(status: number, text: string, headers: Record<string, string | string[] | undefined>, model: string): ApiError {
+  let message: string
+  try {
+    const body = JSON.parse(text)
+    message = String(body?.error?.message ?? body?.message ?? '') || text.slice(0, 200)
+  } catch {
+    message = text.slice(0, 200)
+  }
+  message = message.replace(/\s+/g, ' ').trim() || 'no message'
+  switch (status) {
+    case 401:
+      return new ApiError('FLUX_AUTH', `API key rejected (401): ${message}`, status, false)
+    case 402:
+      return new ApiError('FLUX_CREDITS', `out of credits (402): ${message}`, status, false)
+    case 404:
+      return new ApiError('FLUX_MODEL', `model "${model}" is not available (404): ${message}`, status, false)
+  }
+  const retryable = RETRY_STATUSES.has(status)
+  const code = status === 429 ? 'FLUX_RATE_LIMIT' : status >= 500 ? 'FLUX_SERVER' : 'FLUX_REQUEST'
+  return new ApiError(code, `the API answered ${status}: ${message}`, status, retryable, retryable ? parseRetryAfter(headers) : undefined)
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return 'the API'
+  }
+}

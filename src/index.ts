@@ -1,0 +1,5 @@
+export { createEngine, generateAssets, type Engine } from './core/generate'
+export { resolveOptions } from './core/options'
+export { ApiError, BudgetError, FluxError, ImageError, ScriptError, StrictError } from './core/errors'
+export { formatSummary } from './core/price'
+export type * from './core/types'
