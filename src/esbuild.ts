@@ -1,0 +1,4 @@
+import { createEsbuildPlugin } from 'unplugin'
+import { unpluginFactory } from './core/plugin'
+
+export default createEsbuildPlugin(unpluginFactory)
