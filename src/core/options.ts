@@ -8,8 +8,9 @@ export const DEFAULT_BASE_URL = 'https://api.together.xyz/v1'
 export const DEFAULT_MODEL = 'black-forest-labs/FLUX.1-schnell'
 export const DEFAULT_INCLUDE = ['**/*.script.json']
 
+/** Warnings and errors on the console; info (retries, summaries) only with `DEBUG=flux-assets`. */
 const consoleLogger: Logger = {
-  info: () => {},
+  info: message => /\bflux-assets\b|^\*$/.test(process.env.DEBUG ?? '') && console.info(`[flux-assets] ${message}`),
   warn: message => console.warn(`[flux-assets] ${message}`),
   error: message => console.error(`[flux-assets] ${message}`),
 }
