@@ -21,6 +21,7 @@ Options:
   --width <px>, --height <px>, --steps <n>
   --response-format <fmt>    base64 (default) or url
   --concurrency <n>          Requests at once (default: 4)
+  --retries <n>              Retries per image after the first attempt (default: 4)
   --max-new-images <n>       Stop before calling when more would be generated (default: 100)
   --offline                  Make no API call; missing images become placeholders
   --strict                   Exit 1 if any image is a placeholder or failed
@@ -145,6 +146,7 @@ function parse(argv: string[]) {
       steps: { type: 'string' },
       'response-format': { type: 'string' },
       concurrency: { type: 'string' },
+      retries: { type: 'string' },
       'max-new-images': { type: 'string' },
       offline: { type: 'boolean' },
       strict: { type: 'boolean' },
@@ -175,6 +177,7 @@ function toOptions(flags: ReturnType<typeof parse>['values']): FluxAssetsOptions
     steps: number('steps'),
     responseFormat: flags['response-format'] as FluxAssetsOptions['responseFormat'],
     concurrency: number('concurrency'),
+    retries: number('retries'),
     maxNewImages: number('max-new-images'),
     offline: flags.offline,
     strict: flags.strict,
