@@ -143,7 +143,11 @@ export class ImageCache {
     }
   }
 
-  /** Removes temp files whose writer is gone (dead pid, or older than a day). Returns how many. */
+  /**
+   * Removes temp files whose writer is gone (dead pid, or older than a day), and locks whose holder on this host
+   * died (a killed run may have committed its entry but not released the lock: nobody would ever take it over).
+   * Returns how many files were removed.
+   */
   async cleanTemp(): Promise<number> {
     let removed = 0
     for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
@@ -152,6 +156,13 @@ export class ImageCache {
       const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0)
       if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) {
         await rm(path, { force: true })
+        removed++
+      }
+    }
+    for (const name of await readdir(this.locks).catch(() => [] as string[])) {
+      const holder = await readFile(join(this.locks, name), 'utf8').then(t => JSON.parse(t) as { pid?: number; host?: string }, () => undefined)
+      if (holder?.host === hostname() && !isAlive(Number(holder.pid))) {
+        await rm(join(this.locks, name), { force: true })
         removed++
       }
     }
