@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { relative } from 'node:path'
+import { dirname, isAbsolute, relative, resolve } from 'node:path'
+import { devImageUrl } from './dev'
 import { FluxError, ScriptError } from './errors'
 import { createEngine, type Engine } from './generate'
 import { placeholderSvg } from './image'
@@ -15,10 +17,22 @@ export interface OutputImage {
   /** Path relative to the output dir, content-hashed: `assets/<id-slug>-<hash8>.<ext>`. */
   fileName: string
   source: Uint8Array | string
+  /** What the bundler's emitFile returned (Rollup-like bundlers: a reference for `import.meta.ROLLUP_FILE_URL_`). */
+  ref?: string
 }
 
-/** The JS expression that evaluates to an image's URL in the bundle: per bundler (Vite base, webpack publicPath). */
-export type UrlExpression = (image: OutputImage) => string
+/** How a build ships files: the bundler's own emitFile and asset URLs (Vite base, webpack publicPath). */
+export interface BuildOutput {
+  /** Folder of emitted images, relative to the output dir. */
+  assetsDir: string
+  /** Emits a file at `fileName` (relative to the output dir); returns the bundler's reference, if it has one. */
+  emitFile(fileName: string, source: string | Uint8Array): string | undefined
+  /** The JS expression that evaluates to an emitted image's URL in the bundle. */
+  url(image: OutputImage): string
+}
+
+/** Where `?flux` URLs point: the build's emitted files, or (Vite dev) the cache route under the server's base. */
+export type Target = BuildOutput | { devBase: string }
 
 export interface Manifest {
   version: 1
@@ -50,7 +64,8 @@ export class FluxContext {
   /** Script files found by the last full scan, for watch mode. */
   files: string[] = []
   private records = new Map<string, AssetRecord>()
-  private images = new Map<string, OutputImage>()
+  /** This build's emitted images by key: a promise, so concurrent callers share one emit. */
+  private images = new Map<string, Promise<OutputImage>>()
 
   constructor(
     private readonly user: FluxAssetsOptions,
@@ -75,13 +90,51 @@ export class FluxContext {
     this.images.clear()
   }
 
+  /**
+   * A whole build's work, before bundling: discover every script, generate what is missing, emit each unique image
+   * once and `flux-assets.json`. Returns the summary line.
+   */
+  async startBuild(out: BuildOutput): Promise<string> {
+    this.reset()
+    const summary = await this.generateAll()
+    const records = this.allRecords()
+    await Promise.all(records.map(r => this.image(r, out)))
+    out.emitFile(MANIFEST_FILE, await this.manifest(records))
+    return summary
+  }
+
+  /** The id a `?flux` import resolves to: the script's absolute path plus `?flux`; `undefined` for anything else. */
+  resolveId(id: string, importer?: string): string | undefined {
+    if (!FLUX_QUERY.test(id)) return undefined
+    const path = id.replace(FLUX_QUERY, '')
+    let file = isAbsolute(path) ? path : resolve(importer ? dirname(importer) : this.root, path)
+    // Vite asks for root-relative URLs (`/src/intro.script.json?flux`): absolute in form, relative to the root in fact.
+    if (path.startsWith('/') && !existsSync(file)) file = resolve(this.root, `.${path}`)
+    return `${file}?flux`
+  }
+
+  /** The `?flux` module of a script file: the script with each asset value replaced by its image. */
+  async fluxModule(file: string, target: Target): Promise<string> {
+    const { data, records } = await this.recordsFor(file)
+    return fluxModuleCode(data, records, await this.urls(records, target))
+  }
+
+  /** `virtual:flux-assets`. In dev no build ran first: the scripts are scanned (and generated) now. */
+  async virtualModule(target: Target): Promise<string> {
+    if ('devBase' in target) await this.generateAll()
+    const records = this.allRecords()
+    return virtualModuleCode(records, await this.urls(records, target))
+  }
+
   /** Discovers every script and makes sure every image exists. Returns the summary line. */
   async generateAll(): Promise<string> {
     const engine = this.need()
     const { files, requests } = await engine.scan()
-    this.files = files
     const result = await engine.generate(requests)
-    for (const record of result.assets) this.records.set(`${record.script}#${record.pointer}`, record)
+    // A full scan is the truth: assets removed from a script must not linger (dev, watch).
+    this.files = files
+    this.records.clear()
+    for (const record of result.assets) this.records.set(recordId(record), record)
     return formatSummary(result.summary)
   }
 
@@ -92,9 +145,14 @@ export class FluxContext {
     source ??= await readFile(file, 'utf8')
     const { requests, issues } = parseScript(source, script, engine.options)
     if (issues.length) throw new ScriptError(issues)
-    const missing = requests.filter(r => !this.records.has(`${r.script}#${r.pointer}`) || this.records.get(`${r.script}#${r.pointer}`)!.key !== r.key)
-    if (missing.length) for (const record of (await engine.generate(missing)).assets) this.records.set(`${record.script}#${record.pointer}`, record)
-    return { data: JSON.parse(source.replace(/^\uFEFF/, '')), records: requests.map(r => this.records.get(`${r.script}#${r.pointer}`)!) }
+    const missing = requests.filter(r => this.records.get(recordId(r))?.key !== r.key)
+    const fresh = new Map((missing.length ? (await engine.generate(missing)).assets : []).map(a => [a.pointer, a]))
+    const records = requests.map(r => fresh.get(r.pointer) ?? this.records.get(recordId(r))!)
+    // The file is the truth for its own assets: drop the ones it no longer has.
+    const current = new Set(records.map(recordId))
+    for (const [id, record] of this.records) if (record.script === script && !current.has(id)) this.records.delete(id)
+    for (const record of records) this.records.set(recordId(record), record)
+    return { data: JSON.parse(source.replace(/^\uFEFF/, '')), records }
   }
 
   /** Every record of the last full build, in script order. */
@@ -103,12 +161,16 @@ export class FluxContext {
   }
 
   /**
-   * The shippable image of a record, once per key: the cached bytes, verified once more against their sha256, or a
-   * placeholder SVG. `emit` is called only the first time a key is seen in this build.
+   * The shippable image of a record, emitted once per key and build: the cached bytes, verified once more against
+   * their sha256, or a placeholder SVG.
    */
-  async image(record: AssetRecord, assetsDir: string, emit?: (image: OutputImage) => void): Promise<OutputImage> {
-    const known = this.images.get(record.key)
-    if (known) return known
+  image(record: AssetRecord, out: BuildOutput): Promise<OutputImage> {
+    let image = this.images.get(record.key)
+    if (!image) this.images.set(record.key, (image = this.emitImage(record, out)))
+    return image
+  }
+
+  private async emitImage(record: AssetRecord, out: BuildOutput): Promise<OutputImage> {
     let source: Uint8Array | string
     let ext: string
     const hit = record.file ? await this.need().cache.get(record.key) : undefined
@@ -121,14 +183,20 @@ export class FluxContext {
       source = placeholderSvg(record.id, record.prompt, record.width, record.height, record.error ?? 'not generated')
       ext = 'svg'
     }
-    const dir = assetsDir.replace(/^\/+|\/+$/g, '')
-    const image = { key: record.key, fileName: `${dir ? `${dir}/` : ''}${slug(record.id)}-${sha256(source).slice(0, 8)}.${ext}`, source }
-    this.images.set(record.key, image)
-    emit?.(image)
-    return image
+    const dir = out.assetsDir.replace(/^\/+|\/+$/g, '')
+    const fileName = `${dir ? `${dir}/` : ''}${slug(record.id)}-${sha256(source).slice(0, 8)}.${ext}`
+    return { key: record.key, fileName, source, ref: out.emitFile(fileName, source) }
   }
 
-  manifest(records: AssetRecord[]): string {
+  /** The URL expression of each record, in order. */
+  private urls(records: AssetRecord[], target: Target): Promise<string[]> {
+    if ('devBase' in target) return Promise.all(records.map(r => devImageUrl(this.need().cache, r, target.devBase)))
+    return Promise.all(records.map(async r => target.url(await this.image(r, target))))
+  }
+
+  /** `flux-assets.json`: one entry per asset occurrence, `file` relative to the output dir. */
+  async manifest(records: AssetRecord[]): Promise<string> {
+    const files = new Map(await Promise.all(records.map(async r => [r.key, (await this.images.get(r.key)!).fileName] as const)))
     const manifest: Manifest = {
       version: 1,
       entries: records.map(r => ({
@@ -137,7 +205,7 @@ export class FluxContext {
         id: r.id,
         prompt: r.prompt,
         key: r.key,
-        file: this.images.get(r.key)!.fileName,
+        file: files.get(r.key)!,
         width: r.width,
         height: r.height,
         placeholder: r.placeholder,
@@ -174,6 +242,10 @@ export function virtualModuleCode(records: AssetRecord[], urls: string[]): strin
   })
   const body = [...byScript].map(([script, entries]) => `  ${JSON.stringify(script)}: [\n    ${entries.join(',\n    ')}\n  ]`).join(',\n')
   return `const scripts = {\n${body}\n}\nexport default scripts\n`
+}
+
+function recordId(r: Pick<AssetRecord, 'script' | 'pointer'>): string {
+  return `${r.script}#${r.pointer}`
 }
 
 function setAt(data: unknown, pointer: string, value: unknown): void {

@@ -1,10 +1,11 @@
-import { dirname, isAbsolute, resolve } from 'node:path'
-import type { UnpluginFactory } from 'unplugin'
-import { FLUX_QUERY, FluxContext, fluxModuleCode, MANIFEST_FILE, type OutputImage, VIRTUAL_ID, virtualModuleCode } from './context'
-import { devImageUrl, fluxMiddleware } from './dev'
+import { resolve } from 'node:path'
+import type { UnpluginBuildContext, UnpluginFactory } from 'unplugin'
+import { type BuildOutput, FLUX_QUERY, FluxContext, type OutputImage, type Target, VIRTUAL_ID } from './context'
+import { fluxMiddleware } from './dev'
 import { FluxError } from './errors'
-import type { AssetRecord, FluxAssetsOptions, Logger } from './types'
+import type { FluxAssetsOptions, Logger } from './types'
 
+const NAME = 'unplugin-flux-assets'
 const RESOLVED_VIRTUAL = '\0virtual:flux-assets.js'
 /** webpack refuses unknown URI schemes such as `virtual:` before any resolver runs: it gets this name instead. */
 const WEBPACK_VIRTUAL = 'unplugin-flux-assets/virtual'
@@ -15,48 +16,52 @@ const WEBPACK_VIRTUAL = 'unplugin-flux-assets/virtual'
  * `flux-assets.json`, and turn `?flux` imports into the script with URLs. Vite dev: serve straight from the cache.
  */
 export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (options = {}, meta) => {
-  let logger: Logger | undefined
   const framework = meta.framework
+  /** The bundler's logger once known (a user's `logger` option wins over it). */
+  let sink: Logger | undefined
   const ctx = new FluxContext(options, {
-    info: m => (logger ? logger.info(m) : console.info(`[flux-assets] ${m}`)),
-    warn: m => (logger ? logger.warn(m) : console.warn(`[flux-assets] ${m}`)),
-    error: m => (logger ? logger.error(m) : console.error(`[flux-assets] ${m}`)),
+    info: m => (sink ? sink.info(m) : console.info(`[flux-assets] ${m}`)),
+    warn: m => (sink ? sink.warn(m) : console.warn(`[flux-assets] ${m}`)),
+    error: m => (sink ? sink.error(m) : console.error(`[flux-assets] ${m}`)),
   })
-  let assetsDir = 'assets'
   let dev = false
   let base = '/'
+  let assetsDir = 'assets'
   let publicPath: string | undefined
-  /** Rollup-like bundlers: emitted file references, for `import.meta.ROLLUP_FILE_URL_<ref>`. */
-  const refs = new Map<string, string>()
 
-  /** The JS expression of an image's URL, resolved the way the bundler resolves its own assets. */
-  function urlExpression(image: OutputImage): string {
+  /** The JS expression of an emitted image's URL, resolved the way the bundler resolves its own assets. */
+  function url(image: OutputImage): string {
     if (framework === 'webpack' || framework === 'rspack') return `__webpack_public_path__ + ${JSON.stringify(image.fileName)}`
     if (framework === 'esbuild') return JSON.stringify(`${publicPath ? `${publicPath.replace(/\/+$/, '')}/` : './'}${image.fileName}`)
     if (framework === 'vite' && /^(\/|https?:)/.test(base)) return JSON.stringify(`${base}${image.fileName}`)
-    const ref = refs.get(image.key)
-    return ref ? `import.meta.ROLLUP_FILE_URL_${ref}` : JSON.stringify(`./${image.fileName}`)
+    return image.ref ? `import.meta.ROLLUP_FILE_URL_${image.ref}` : JSON.stringify(`./${image.fileName}`)
   }
 
-  async function urlsFor(emitFile: (file: { type: 'asset'; fileName: string; source: string | Uint8Array }) => unknown, records: AssetRecord[]) {
-    if (dev) return Promise.all(records.map(r => devImageUrl(ctx.engine!.cache, r, base)))
-    const emit = (image: OutputImage) => {
-      const ref = emitFile({ type: 'asset', fileName: image.fileName, source: image.source })
-      if (typeof ref === 'string') refs.set(image.key, ref)
+  /** Emits through the calling hook's own context (webpack: its compilation). */
+  function output(hook: UnpluginBuildContext): BuildOutput {
+    return {
+      assetsDir,
+      emitFile: (fileName, source) => {
+        const ref: unknown = hook.emitFile({ type: 'asset', fileName, source })
+        return typeof ref === 'string' ? ref : undefined
+      },
+      url,
     }
-    return Promise.all(records.map(async r => urlExpression(await ctx.image(r, assetsDir, emit))))
   }
+  const target = (hook: UnpluginBuildContext): Target => (dev ? { devBase: base } : output(hook))
 
   return {
-    name: 'unplugin-flux-assets',
+    name: NAME,
     enforce: 'pre',
 
     async buildStart() {
       ctx.configure(process.cwd())
       if (dev) return
-      ctx.reset()
-      refs.clear()
-      const summary = await ctx.generateAll().catch(fail)
+      if (framework === 'rollup' || framework === 'rolldown') {
+        const rollup = this as unknown as { info?(m: string): void; warn(m: string): void }
+        sink = { info: m => (rollup.info ? rollup.info(m) : console.info(`[flux-assets] ${m}`)), warn: m => rollup.warn(m), error: m => rollup.warn(m) }
+      }
+      const summary = await ctx.startBuild(output(this)).catch(fail)
       for (const file of ctx.files) {
         try {
           this.addWatchFile(file)
@@ -64,17 +69,12 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
           // esbuild can only watch from load/transform: `?flux` modules add their script there.
         }
       }
-      const records = ctx.allRecords()
-      await urlsFor(file => this.emitFile(file), records)
-      this.emitFile({ type: 'asset', fileName: MANIFEST_FILE, source: ctx.manifest(records) })
       ctx.engine!.options.logger.info(summary)
     },
 
     resolveId(id, importer) {
       if (id === VIRTUAL_ID || id === WEBPACK_VIRTUAL) return RESOLVED_VIRTUAL
-      if (!FLUX_QUERY.test(id)) return null
-      const path = id.replace(FLUX_QUERY, '')
-      return `${isAbsolute(path) ? path : resolve(importer ? dirname(importer) : ctx.configure(process.cwd()).options.root, path)}?flux`
+      return FLUX_QUERY.test(id) ? (ctx.configure(process.cwd()), ctx.resolveId(id, importer)!) : null
     },
 
     loadInclude(id) {
@@ -83,15 +83,15 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
 
     async load(id) {
       ctx.configure(process.cwd())
-      const emitFile = (file: { type: 'asset'; fileName: string; source: string | Uint8Array }) => this.emitFile(file)
+      // Scripts are watch files, added before any failure so that fixing a broken script rebuilds.
       if (id === RESOLVED_VIRTUAL) {
-        const records = ctx.allRecords()
-        return virtualModuleCode(records, await urlsFor(emitFile, records))
+        const code = await ctx.virtualModule(target(this)).catch(fail)
+        for (const file of ctx.files) this.addWatchFile(file)
+        return code
       }
       const file = id.replace(FLUX_QUERY, '')
       this.addWatchFile(file)
-      const { data, records } = await ctx.recordsFor(file).catch(fail)
-      return fluxModuleCode(data, records, await urlsFor(emitFile, records))
+      return ctx.fluxModule(file, target(this)).catch(fail)
     },
 
     vite: {
@@ -99,29 +99,43 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         dev = config.command === 'serve'
         base = config.base
         assetsDir = config.build.assetsDir
-        logger = { info: m => config.logger.info(`[flux-assets] ${m}`), warn: m => config.logger.warn(`[flux-assets] ${m}`), error: m => config.logger.error(`[flux-assets] ${m}`) }
+        sink = { info: m => config.logger.info(`[flux-assets] ${m}`), warn: m => config.logger.warn(`[flux-assets] ${m}`), error: m => config.logger.error(`[flux-assets] ${m}`) }
         ctx.configure(config.root, resolve(config.root, config.build.outDir))
       },
       configureServer(server) {
-        server.middlewares.use(fluxMiddleware(() => ctx.engine!.cache, () => base))
+        server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).cache, () => base))
+      },
+      closeBundle() {
+        // Also called when the dev server closes.
+        void ctx.close()
       },
     },
     webpack(compiler) {
+      sink = compiler.getInfrastructureLogger(NAME) as Logger
       ctx.configure(compiler.context, compiler.options.output.path)
-      compiler.hooks.normalModuleFactory.tap('unplugin-flux-assets', factory => {
-        factory.hooks.beforeResolve.tap('unplugin-flux-assets', data => {
+      compiler.hooks.normalModuleFactory.tap(NAME, factory => {
+        factory.hooks.beforeResolve.tap(NAME, data => {
           if (data.request === VIRTUAL_ID) data.request = WEBPACK_VIRTUAL
         })
       })
     },
     rspack(compiler) {
+      sink = compiler.getInfrastructureLogger(NAME) as Logger
       ctx.configure(compiler.context, compiler.options.output.path)
     },
     esbuild: {
       setup(build) {
+        const { outdir, outfile, absWorkingDir } = build.initialOptions
+        // unplugin writes emitted files under `outdir` only: with `outfile` the images would silently go missing.
+        if (!outdir) {
+          throw new FluxError(
+            'FLUX_ESBUILD_OUTDIR',
+            `flux-assets: esbuild needs the \`outdir\` option to emit images${outfile ? ` (got only \`outfile\`: use \`outdir\`, and \`entryNames\` to name the bundle)` : ''}`,
+          )
+        }
         publicPath = build.initialOptions.publicPath
-        const root = build.initialOptions.absWorkingDir ?? process.cwd()
-        ctx.configure(root, build.initialOptions.outdir && resolve(root, build.initialOptions.outdir))
+        const root = absWorkingDir ?? process.cwd()
+        ctx.configure(root, resolve(root, outdir))
         build.onDispose?.(() => void ctx.close())
       },
     },
