@@ -48,7 +48,8 @@ export class ImageCache {
     const file = this.imagePath(record)
     const info = await stat(file).catch(() => undefined)
     if (info?.isFile() && info.size === record.size) {
-      if (info.mtimeMs === record.mtimeMs) return { record, file }
+      // Whole milliseconds: restoring an mtime through utimes keeps only those, so an exact match would never recur.
+      if (Math.trunc(info.mtimeMs) === Math.trunc(record.mtimeMs)) return { record, file }
       const bytes = await readFile(file).catch(() => undefined)
       if (bytes && sha256(bytes) === record.sha256) {
         // Verified: restore the recorded mtime so the next read can trust it again (a git checkout resets mtimes).
@@ -63,7 +64,10 @@ export class ImageCache {
   /** The bytes of a hit, checked against the record's sha256 once more: what is emitted is what was paid for. */
   async read(hit: CacheHit): Promise<Buffer | undefined> {
     const bytes = await readFile(hit.file).catch(() => undefined)
-    return bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256 ? bytes : undefined
+    if (bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256) return bytes
+    // Broken on disk although stat looked right: drop the entry, or every later run would trust it and fail again.
+    await this.discard(hit.record)
+    return undefined
   }
 
   /** Verifies the image, then writes it and its record atomically. */
