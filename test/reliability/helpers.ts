@@ -312,3 +312,41 @@ function safeJson(value: unknown): string {
     return String(value)
   }
 }
+
+// ---------------------------------------------------------------- a real Vite build
+
+/**
+ * Writes a minimal app into root: index.html + main.js importing each given script with `?flux` and the
+ * `virtual:flux-assets` manifest module.
+ */
+export async function writeApp(root: string, scripts: string[]): Promise<void> {
+  const imports = scripts.map((s, i) => `import s${i} from './${s}?flux'`).join('\n')
+  await writeFile(join(root, 'main.js'), `${imports}\nimport all from 'virtual:flux-assets'\nexport default { all, scripts: [${scripts.map((_, i) => `s${i}`).join(', ')}] }\n`)
+  await writeFile(join(root, 'index.html'), '<!doctype html><html><body><script type="module" src="./main.js"></script></body></html>\n')
+}
+
+/** `vite build` of root into outDir (written to disk) with the plugin and these options. Returns outDir. */
+export async function viteBuild(root: string, options: FluxAssetsOptions, outDir = join(root, 'dist')): Promise<string> {
+  const [{ build }, { default: flux }] = await Promise.all([import('vite'), import('../../src/vite')])
+  await build({
+    root,
+    configFile: false,
+    logLevel: 'silent',
+    build: { outDir, emptyOutDir: true, modulePreload: { polyfill: false } },
+    plugins: [flux({ width: 64, height: 64, logger: silent, ...options })],
+  })
+  return outDir
+}
+
+export interface ManifestEntry {
+  script: string
+  pointer: string
+  id: string
+  key: string
+  file: string
+  placeholder: boolean
+}
+
+export async function readManifest(outDir: string): Promise<ManifestEntry[]> {
+  return JSON.parse(await readFile(join(outDir, 'flux-assets.json'), 'utf8')).entries
+}

@@ -1,0 +1,140 @@
+// Issue 4, point 3: a cached image truncated or altered on disk is detected through its recorded size / sha256,
+// regenerated once, and never emitted by a build.
+import { readFile, utimes, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ImageCache } from '../../src/core/cache'
+import { sha256 } from '../../src/core/key'
+import type { CacheRecord } from '../../src/core/types'
+import { startFakeTogether, type FakeTogether } from '../fake-together.mjs'
+import {
+  assertCacheConsistent,
+  expectedKeys,
+  fakeEnv,
+  listFiles,
+  makeTemp,
+  readManifest,
+  removeTemp,
+  runCli,
+  SENTINEL,
+  SIZE,
+  scriptWith,
+  validImages,
+  viteBuild,
+  writeApp,
+  writeScripts,
+} from './helpers'
+
+let fake: FakeTogether
+let root: string | undefined
+afterEach(async () => {
+  await fake?.close()
+  await removeTemp(root)
+  root = undefined
+})
+
+async function setUp(name: string) {
+  fake = await startFakeTogether({ imageBytes: 4096 })
+  root = await makeTemp(name)
+  await writeScripts(root, { 'a.script.json': scriptWith(3, name) })
+  await writeApp(root, ['a.script.json'])
+  const cacheDir = join(root, '.flux-cache')
+  return { cacheDir, cache: new ImageCache(cacheDir), keys: await expectedKeys(root) }
+}
+
+async function recordOf(cache: ImageCache, key: string): Promise<CacheRecord> {
+  return JSON.parse(await readFile(cache.recordPath(key), 'utf8'))
+}
+
+/** Cuts the image to half its size. Returns the bad bytes' sha256. */
+async function truncate(cache: ImageCache, key: string): Promise<string> {
+  const file = cache.imagePath(await recordOf(cache, key))
+  const bad = (await readFile(file)).subarray(0, 1000)
+  await writeFile(file, bad)
+  return sha256(bad)
+}
+
+/** Flips bytes in the middle, same size; the mtime is set to `mtimeMs` (default: a minute after the recorded one). */
+async function flip(cache: ImageCache, key: string, mtimeMs?: number): Promise<string> {
+  const record = await recordOf(cache, key)
+  const file = cache.imagePath(record)
+  const bytes = await readFile(file)
+  for (let i = 200; i < 260; i++) bytes[i]! ^= 0xff
+  await writeFile(file, bytes)
+  const when = new Date(mtimeMs ?? record.mtimeMs + 60_000)
+  await utimes(file, when, when)
+  expect(bytes.length).toBe(record.size)
+  return sha256(bytes)
+}
+
+/** sha256 of every file a build wrote. */
+async function shipped(outDir: string): Promise<Map<string, string>> {
+  return new Map(await Promise.all(listFiles(outDir).map(async f => [f, sha256(await readFile(join(outDir, f)))] as const)))
+}
+
+const pluginOptions = () => ({ apiKey: SENTINEL, baseURL: fake.baseURL })
+
+describe('corruption', () => {
+  it('CLI: a truncated image and a same-size altered one are each regenerated exactly once', async () => {
+    const { cacheDir, cache, keys } = await setUp('corrupt-cli')
+    const cli = () => runCli(['generate', ...SIZE, '--json'], { cwd: root!, env: fakeEnv(fake.baseURL) })
+    expect((await cli()).code).toBe(0)
+    expect(fake.stats.generations).toBe(3)
+
+    await truncate(cache, keys[0]!)
+    await flip(cache, keys[1]!)
+    const run = await cli()
+    expect(run.code, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout).summary).toMatchObject({ generated: 2, cached: 1 })
+    expect(fake.stats.generations).toBe(5)
+    expect(await validImages(cacheDir, keys)).toBe(3)
+    expect(await assertCacheConsistent(cacheDir)).toEqual(keys)
+
+    // Once: the repaired entries are trusted again.
+    expect((await cli()).code).toBe(0)
+    expect(fake.stats.generations).toBe(5)
+  })
+
+  it('vite build: corrupted entries are regenerated once and the bundle only ships the recorded bytes', async () => {
+    const { cacheDir, cache, keys } = await setUp('corrupt-vite')
+    await viteBuild(root!, pluginOptions())
+    expect(fake.stats.generations).toBe(3)
+
+    const bad = [await truncate(cache, keys[0]!), await flip(cache, keys[1]!)]
+    const outDir = await viteBuild(root!, pluginOptions())
+    expect(fake.stats.generations).toBe(5)
+    expect(await assertCacheConsistent(cacheDir)).toEqual(keys)
+
+    const files = await shipped(outDir)
+    for (const sha of bad) expect([...files.values()]).not.toContain(sha)
+    const entries = await readManifest(outDir)
+    expect(entries).toHaveLength(3)
+    for (const entry of entries) {
+      expect(entry.placeholder).toBe(false)
+      expect(files.get(entry.file)).toBe((await recordOf(cache, entry.key)).sha256)
+    }
+  })
+
+  it('vite build: bytes altered with the recorded size and mtime restored are never shipped, and the next build heals', async () => {
+    const { cacheDir, cache, keys } = await setUp('corrupt-mtime')
+    await viteBuild(root!, pluginOptions())
+    const good = (await recordOf(cache, keys[2]!)).sha256
+    // Same size and the very mtime the record trusts: stat cannot tell; only the hash at emit time can.
+    const bad = await flip(cache, keys[2]!, (await recordOf(cache, keys[2]!)).mtimeMs)
+
+    const outDir = join(root!, 'dist')
+    const attempts: Array<string | undefined> = []
+    for (let i = 0; i < 2; i++) {
+      attempts.push(await viteBuild(root!, pluginOptions()).then(() => undefined, (e: Error) => e.message))
+      for (const sha of (await shipped(outDir)).values()) expect(sha).not.toBe(bad)
+      if (attempts.at(-1) === undefined) break
+      expect(attempts.at(-1)).toMatch(/changed on disk/)
+    }
+    // At most one failed build (saying why), then a good one, having paid for the one image once.
+    expect(attempts.at(-1)).toBeUndefined()
+    expect(fake.stats.generations).toBe(4)
+    const entry = (await readManifest(outDir)).find(e => e.key === keys[2])!
+    expect((await shipped(outDir)).get(entry.file)).toBe(good)
+    expect(await assertCacheConsistent(cacheDir)).toEqual(keys)
+  })
+})
