@@ -11,7 +11,7 @@ import { verifyImage } from '../../src/core/image'
 import { sha256 } from '../../src/core/key'
 import { createEngine } from '../../src/core/generate'
 import { resolveOptions } from '../../src/core/options'
-import type { FluxAssetsOptions, Logger } from '../../src/core/types'
+import type { AssetRequest, FluxAssetsOptions, Logger } from '../../src/core/types'
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const TMP = join(REPO, 'test/.tmp')
@@ -286,11 +286,15 @@ export function errorChain(error: unknown): string[] {
   return out
 }
 
-/** The cache keys the scripts under root ask for, as the CLI computes them with these settings. */
-export async function expectedKeys(root: string, user: Omit<FluxAssetsOptions, 'root'> = {}): Promise<string[]> {
+/** The asset requests the scripts under root make, as the CLI computes them with these settings (64×64 default). */
+export async function scanRequests(root: string, user: Omit<FluxAssetsOptions, 'root'> = {}): Promise<AssetRequest[]> {
   const engine = createEngine(resolveOptions({ width: 64, height: 64, logger: silent, ...user, root }, root, { env: {} }))
-  const { requests } = await engine.scan()
-  return [...new Set(requests.map(r => r.key))].sort()
+  return (await engine.scan()).requests
+}
+
+/** The cache keys the scripts under root ask for, sorted. */
+export async function expectedKeys(root: string, user: Omit<FluxAssetsOptions, 'root'> = {}): Promise<string[]> {
+  return [...new Set((await scanRequests(root, user)).map(r => r.key))].sort()
 }
 
 /** Each key's cache entry, verified by cache.get and verifyImage. Returns how many keys have a valid image. */
