@@ -354,3 +354,9 @@ export interface ManifestEntry {
 export async function readManifest(outDir: string): Promise<ManifestEntry[]> {
   return JSON.parse(await readFile(join(outDir, 'flux-assets.json'), 'utf8')).entries
 }
+
+/** Files under dir whose bytes contain `needle` (UTF-8), relative paths. */
+export function filesContaining(dir: string, needle: string): string[] {
+  const bytes = Buffer.from(needle)
+  return listFiles(dir).filter(p => readFileSync(join(dir, p)).includes(bytes))
+}
