@@ -1,4 +1,4 @@
-import { ApiError, FluxError } from './errors'
+import { ApiError, FluxError, ImageError } from './errors'
 
 export interface RetryOptions {
   /** Retries after the first attempt. */
@@ -12,7 +12,7 @@ export interface RetryOptions {
   signal?: AbortSignal
   random?: () => number
   /** Told before each wait, e.g. to log or count. */
-  onRetry?: (error: ApiError, attempt: number, delayMs: number) => void
+  onRetry?: (error: ApiError | ImageError, attempt: number, delayMs: number) => void
 }
 
 /** Full jitter: a random delay in [0, min(cap, base·2^attempt)]. `attempt` counts from 0. */
@@ -36,7 +36,8 @@ export function parseRetryAfter(headers: Record<string, string | string[] | unde
   if (after) {
     if (/^\d+(\.\d+)?$/.test(after)) return Math.ceil(Number(after) * 1000)
     const date = Date.parse(after)
-    if (!Number.isNaN(date)) return Math.max(0, date - now)
+    // Only something shaped like an HTTP date: Date.parse also reads '-3' as a year.
+    if (!Number.isNaN(date) && /[a-z]/i.test(after)) return Math.max(0, date - now)
   }
 
   const reset = header('x-ratelimit-reset')
@@ -78,11 +79,12 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
       return await fn(attempt)
     } catch (error) {
       if (signal?.aborted) throw abortError(signal)
-      if (!(error instanceof ApiError) || !error.retryable || attempt >= retries) throw error
-      if (error.retryAfterMs !== undefined && error.retryAfterMs > maxRetryDelay) {
+      // A broken image answer (truncated, not an image) is as transient as a 5xx; an oversized one is not retryable.
+      if (!(error instanceof ApiError || error instanceof ImageError) || !error.retryable || attempt >= retries) throw error
+      if (error instanceof ApiError && error.retryAfterMs !== undefined && error.retryAfterMs > maxRetryDelay) {
         throw new ApiError(error.code, `${error.message} (the server asked to wait ${Math.ceil(error.retryAfterMs / 1000)} s, more than maxRetryDelay ${Math.ceil(maxRetryDelay / 1000)} s)`, error.status, false)
       }
-      const delay = error.retryAfterMs ?? calculateDelay(attempt, baseDelay, capDelay, random)
+      const delay = (error instanceof ApiError ? error.retryAfterMs : undefined) ?? calculateDelay(attempt, baseDelay, capDelay, random)
       options.onRetry?.(error, attempt + 1, delay)
       await sleep(delay, signal)
     }
