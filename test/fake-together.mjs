@@ -28,6 +28,7 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  * @property {number} [imageBytes] pad every image to at least this many bytes. Default 0.
  * @property {string} [urlBase] url mode: prefix of returned image URLs. Default `<origin>/shrt/`.
  * @property {boolean} [redirectDownloads] downloads answer 302 to another URL on the fake.
+ * @property {boolean} [chunkedDownloads] downloads stream the image in 64 KB chunks with no content-length.
  *
  * @typedef {object} ForcedResponse Answers the next generation request instead of the normal logic.
  * @property {number} status
@@ -242,7 +243,7 @@ function parseParams(input) {
 
 const defaults = () => ({
   latencyMs: 0, credits: Infinity, retiredModels: ['black-forest-labs/FLUX.1-schnell-Free'], maxInFlight: Infinity,
-  ratePerSecond: Infinity, faults: {}, seed: 1, imageBytes: 0, redirectDownloads: false,
+  ratePerSecond: Infinity, faults: {}, seed: 1, imageBytes: 0, redirectDownloads: false, chunkedDownloads: false,
 })
 
 /**
@@ -399,6 +400,11 @@ export async function startFakeTogether(options = {}) {
     if (!image || image.expire) return send(res, 404, '<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>', { 'content-type': 'application/xml' })
     if (hop === 'shrt' && opts.redirectDownloads) return send(res, 302, '', { location: `${fake.origin}/img/${id}`, 'content-type': 'text/plain' })
     stats.byStatus[200] = (stats.byStatus[200] ?? 0) + 1
+    if (opts.chunkedDownloads && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': image.type })
+      for (let i = 0; i < image.bytes.length; i += 65536) res.write(image.bytes.subarray(i, i + 65536))
+      return res.end()
+    }
     res.writeHead(200, { 'content-type': image.type, 'content-length': image.bytes.length })
     if (image.truncate) {
       image.truncate = false // one broken transfer; the next download of this URL succeeds
