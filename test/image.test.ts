@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest'
+import { ImageError } from '../src/core/errors'
+import { placeholderSvg, sniffFormat, verifyImage } from '../src/core/image'
+import { makeJpeg, makePng } from './fake-together.mjs'
+
+/** A minimal valid lossless WebP: RIFF header, 'WEBP', one VP8L chunk (1×1), padded to an even size. */
+function makeWebp(): Buffer {
+  const vp8l = Buffer.from('2f000000100710111188 88fe0700'.replace(/\s/g, ''), 'hex')
+  const chunk = Buffer.concat([Buffer.from('VP8L'), u32(vp8l.length), vp8l, Buffer.alloc(vp8l.length % 2)])
+  const body = Buffer.concat([Buffer.from('WEBP'), chunk])
+  return Buffer.concat([Buffer.from('RIFF'), u32(body.length), body])
+}
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return b
+}
+
+const expectImageError = (bytes: Uint8Array, pattern: RegExp) => {
+  let thrown: unknown
+  try {
+    verifyImage(bytes)
+  } catch (error) {
+    thrown = error
+  }
+  expect(thrown).toBeInstanceOf(ImageError)
+  expect((thrown as ImageError).code).toBe('FLUX_BAD_IMAGE')
+  expect((thrown as Error).message).toMatch(pattern)
+}
+
+describe('verifyImage', () => {
+  it('accepts whole PNG, JPEG and WebP and names the extension from the bytes', () => {
+    expect(verifyImage(makePng(8, 8, 'a'))).toBe('png')
+    expect(verifyImage(makePng(64, 40, 'b', 5000))).toBe('png')
+    expect(verifyImage(makeJpeg('c'))).toBe('jpg')
+    expect(verifyImage(makeJpeg('d', 4000, 64, 48))).toBe('jpg')
+    const webp = makeWebp()
+    expect(webp.toString('latin1', 0, 4)).toBe('RIFF')
+    expect(webp.readUInt32LE(4) + 8).toBe(webp.length)
+    expect(verifyImage(webp)).toBe('webp')
+  })
+
+  it('reads the bytes, not a view offset: works on a Uint8Array inside a larger buffer', () => {
+    const png = makePng(8, 8, 'view')
+    const big = Buffer.concat([Buffer.from('garbage-before'), png, Buffer.from('garbage-after')])
+    const view = new Uint8Array(big.buffer, big.byteOffset + 14, png.length)
+    expect(verifyImage(view)).toBe('png')
+    expect(sniffFormat(view)).toBe('png')
+  })
+
+  it('rejects JSON, HTML, XML, text and empty bytes as "not an image"', () => {
+    const bodies = [
+      '{"error":{"message":"Internal server error","type":"server_error"}}',
+      '<!DOCTYPE html><html><body>Bad gateway</body></html>',
+      '<Error><Code>AccessDenied</Code></Error>',
+      'plain text',
+      '',
+    ]
+    for (const body of bodies) expectImageError(Buffer.from(body), /not an image/)
+  })
+
+  it('rejects truncated PNG and JPEG', () => {
+    const png = makePng(32, 32, 'trunc')
+    const jpeg = makeJpeg('trunc', 2000)
+    expectImageError(png.subarray(0, png.length >> 1), /truncated PNG/)
+    expectImageError(png.subarray(0, png.length - 1), /truncated PNG/)
+    expectImageError(png.subarray(0, 8), /truncated PNG/)
+    expectImageError(jpeg.subarray(0, jpeg.length >> 1), /truncated JPEG/)
+    expectImageError(jpeg.subarray(0, jpeg.length - 1), /truncated JPEG/)
+    expectImageError(jpeg.subarray(0, 3), /truncated JPEG/)
+  })
+
+  it('rejects a WebP whose RIFF length does not match', () => {
+    const webp = makeWebp()
+    expectImageError(webp.subarray(0, webp.length - 2), /truncated WEBP/)
+    expectImageError(Buffer.concat([webp, Buffer.alloc(4)]), /truncated WEBP/)
+  })
+
+  it('rejects bytes appended after a PNG end', () => {
+    expectImageError(Buffer.concat([makePng(8, 8, 'tail'), Buffer.from('<html>')]), /truncated PNG/)
+  })
+
+  it('says how many bytes it saw', () => {
+    expectImageError(Buffer.from('nope!'), /5 bytes/)
+  })
+})
+
+describe('placeholderSvg', () => {
+  it('is an SVG of the asset size that shows id and prompt', () => {
+    const svg = placeholderSvg('avatar', 'A businessman in a suit', 640, 480, 'no API key')
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="640" height="480" viewBox="0 0 640 480">')).toBe(true)
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true)
+    expect(svg).toContain('>avatar<')
+    expect(svg).toContain('A businessman in a suit')
+    expect(svg).toContain('no API key')
+    // Tags balance: every opened element is closed or self-closed.
+    const opened = (svg.match(/<(svg|g|text)[\s>]/g) ?? []).length
+    const closed = (svg.match(/<\/(svg|g|text)>/g) ?? []).length
+    expect(opened).toBe(closed)
+  })
+
+  it('escapes < & " \' > in the id, prompt and reason, and drops control characters', () => {
+    const svg = placeholderSvg('<script>alert("x")</script>', `Tom & Jerry's <b>"best"</b>`, 256, 256, 'API said <401> & "no"\u0007')
+    expect(svg).not.toContain('<script')
+    expect(svg).not.toContain('<b>')
+    expect(svg).not.toContain('<401>')
+    expect(svg).not.toContain('\u0007')
+    expect(svg).toContain('&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62;')
+    expect(svg).toContain('Tom &#38; Jerry&#39;s')
+    // Every & starts a character reference.
+    expect(svg.match(/&(?!#\d+;)/g)).toBeNull()
+    // Outside the markup, no raw <, >, or " remain in text nodes.
+    for (const text of svg.match(/>[^<]*</g) ?? []) expect(text.slice(1, -1)).not.toMatch(/[<>"]/)
+  })
+
+  it('shortens long prompts with an ellipsis, never splitting an escape', () => {
+    const svg = placeholderSvg('id', `${'&'.repeat(200)}`, 512, 512, 'x')
+    expect(svg).toContain('…')
+    expect(svg.match(/&(?!#\d+;)/g)).toBeNull()
+  })
+})
