@@ -66,6 +66,8 @@ export class FluxContext {
   private records = new Map<string, AssetRecord>()
   /** This build's emitted images by key: a promise, so concurrent callers share one emit. */
   private images = new Map<string, Promise<OutputImage>>()
+  /** The current build's startBuild, settled (failures are reported by the bundler's buildStart). */
+  private building: Promise<unknown> | undefined
 
   constructor(
     private readonly user: FluxAssetsOptions,
@@ -94,7 +96,14 @@ export class FluxContext {
    * A whole build's work, before bundling: discover every script, generate what is missing, emit each unique image
    * once and `flux-assets.json`. Returns the summary line.
    */
-  async startBuild(out: BuildOutput): Promise<string> {
+  startBuild(out: BuildOutput): Promise<string> {
+    const build = this.runBuild(out)
+    // webpack and Rspack start building modules while buildStart runs (\`make\` is a parallel hook): loads wait.
+    this.building = build.catch(() => {})
+    return build
+  }
+
+  private async runBuild(out: BuildOutput): Promise<string> {
     this.reset()
     const summary = await this.generateAll()
     const records = this.allRecords()
@@ -115,12 +124,14 @@ export class FluxContext {
 
   /** The `?flux` module of a script file: the script with each asset value replaced by its image. */
   async fluxModule(file: string, target: Target): Promise<string> {
+    await this.building
     const { data, records } = await this.recordsFor(file)
     return fluxModuleCode(data, records, await this.urls(records, target))
   }
 
   /** `virtual:flux-assets`. In dev no build ran first: the scripts are scanned (and generated) now. */
   async virtualModule(target: Target): Promise<string> {
+    await this.building
     if ('devBase' in target) await this.generateAll()
     const records = this.allRecords()
     return virtualModuleCode(records, await this.urls(records, target))

@@ -102,6 +102,11 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         sink = { info: m => config.logger.info(`[flux-assets] ${m}`), warn: m => config.logger.warn(`[flux-assets] ${m}`), error: m => config.logger.error(`[flux-assets] ${m}`) }
         ctx.configure(config.root, resolve(config.root, config.build.outDir))
       },
+      handleHotUpdate({ file, server, modules }) {
+        // A script edit already reaches its `?flux` module (same file); the list of every script must follow.
+        const virtual = ctx.files.includes(file) && server.moduleGraph.getModuleById(RESOLVED_VIRTUAL)
+        return virtual ? [...modules, virtual] : undefined
+      },
       configureServer(server) {
         server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).cache, () => base))
       },

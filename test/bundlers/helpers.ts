@@ -119,13 +119,22 @@ export interface Built {
  * `<slug>-<hash8>.<ext>` names; the manifest exactly as the issue specifies; `?flux` and `virtual:flux-assets`
  * values pointing at the emitted files; the plain JSON import untouched. Returns the manifest.
  */
-export async function checkBuild(p: Project, built: Built, { placeholders = false } = {}): Promise<Manifest> {
+export interface CheckOptions {
+  placeholders?: boolean
+  /** A prompt changed since the fixture (watch mode). */
+  edited?: { script: string; id: string; prompt: string }
+  /** Images a previous build left in the output dir (Rollup does not empty it). */
+  leftovers?: string[]
+}
+
+export async function checkBuild(p: Project, built: Built, { placeholders = false, edited, leftovers = [] }: CheckOptions = {}): Promise<Manifest> {
+  const expected = EXPECTED.map(e => (edited && e.script === edited.script && e.id === edited.id ? { ...e, prompt: edited.prompt } : e))
   const manifest = await readManifest(built.outDir)
   expect(Object.keys(manifest)).toEqual(['version', 'entries'])
   expect(manifest.version).toBe(1)
   const sortKey = (e: { script: string; pointer: string }) => `${e.script}#${e.pointer}`
   const entries = [...manifest.entries].sort((a, b) => sortKey(a).localeCompare(sortKey(b)))
-  expect(entries.map(({ script, pointer, id, prompt, width, height }) => ({ script, pointer, id, prompt, width, height }))).toEqual(EXPECTED)
+  expect(entries.map(({ script, pointer, id, prompt, width, height }) => ({ script, pointer, id, prompt, width, height }))).toEqual(expected)
 
   const outputs = new Set(await listFiles(built.outDir))
   const fileOfKey = new Map<string, string>()
@@ -144,9 +153,10 @@ export async function checkBuild(p: Project, built: Built, { placeholders = fals
     expect(fileOfKey.get(entry.key) ?? entry.file).toBe(entry.file)
     fileOfKey.set(entry.key, entry.file)
   }
-  expect(new Set(fileOfKey.values()).size).toBe(UNIQUE)
+  expect(new Set(fileOfKey.values()).size).toBe(new Set(expected.map(e => e.prompt)).size)
   // No stray images: exactly one file per unique prompt.
-  expect([...outputs].filter(f => /\.(jpg|png|webp|svg)$/.test(f)).sort()).toEqual([...fileOfKey.values()].sort())
+  const images = [...outputs].filter(f => /\.(jpg|png|webp|svg)$/.test(f) && !leftovers.includes(f))
+  expect(images.sort()).toEqual([...fileOfKey.values()].sort())
 
   const text = await readFile(built.bundle, 'utf8')
   // The name, not the path: a relative base resolves from the chunk's own folder.
@@ -163,7 +173,7 @@ export async function checkBuild(p: Project, built: Built, { placeholders = fals
       expect(at(data, e.pointer)).toEqual({ id: e.id, prompt: e.prompt, url: built.urlOf(e.file), width: e.width, height: e.height, placeholder: e.placeholder })
     }
   }
-  expect(Object.keys(app.scripts).sort()).toEqual([...new Set(EXPECTED.map(e => e.script))])
+  expect(Object.keys(app.scripts).sort()).toEqual([...new Set(expected.map(e => e.script))])
   for (const e of entries) {
     expect(app.scripts[e.script]).toContainEqual({ pointer: e.pointer, id: e.id, prompt: e.prompt, key: e.key, url: built.urlOf(e.file), width: e.width, height: e.height, placeholder: e.placeholder })
   }
@@ -190,7 +200,8 @@ export interface Adapter {
 /** The checks every bundler passes. Each bundler's test file adds its own caveats. */
 export function bundlerSuite(adapter: Adapter): void {
   it(`${adapter.name}: emits one valid image per unique prompt, the manifest, and ?flux URLs that point at them`, async () => {
-    const p = await createProject(adapter.name)
+    // Slow generations: bundling must wait for them (webpack's \`make\` hook runs buildStart beside the module build).
+    const p = await createProject(adapter.name, { latencyMs: 150 })
     const built = await adapter.build(p, p.options(), p.path('dist'))
     await checkBuild(p, built)
     expect(p.fake.stats.generations).toBe(UNIQUE)
@@ -232,5 +243,42 @@ export function bundlerSuite(adapter: Adapter): void {
     expect(budget).toContain(`${UNIQUE} new images would be generated`)
     expect(budget).toContain('more than maxNewImages (2): nothing was generated')
     expect(p.fake.stats.requests).toBe(0)
+  })
+}
+
+/**
+ * Watch mode: with a first build done (generations === UNIQUE), edits one prompt and waits for the rebuild that
+ * `nextBuild()` (called before the edit) resolves on. Only that image is generated, only its manifest entry
+ * changes, and the rebuilt bundle carries the new prompt and URL.
+ */
+export async function checkWatchEdit(p: Project, built: () => Promise<Built>, nextBuild: () => Promise<unknown>, change: { script: string; id: string; prompt: string }) {
+  expect(p.fake.stats.generations).toBe(UNIQUE)
+  const first = await built()
+  const before = await readManifest(first.outDir)
+  const rebuilt = nextBuild()
+  await p.editScript(change.script, s => {
+    for (const scene of s.visual_track) if (scene.assets && change.id in scene.assets) scene.assets[change.id] = change.prompt
+  })
+  await rebuilt
+  expect(p.fake.stats.generations).toBe(UNIQUE + 1)
+  const changed = (e: Manifest['entries'][number]) => e.script === change.script && e.id === change.id
+  const old = before.entries.find(changed)!.file
+  const after = await checkBuild(p, await built(), { edited: change, leftovers: [old] })
+  expect(after.entries.find(changed)!.file).not.toBe(old)
+  expect(after.entries.filter(e => !changed(e))).toEqual(before.entries.filter(e => !changed(e)))
+}
+
+/** Rollup-style watchers (Rollup, Rolldown, Vite): resolves at the next successful build, rejects on an error. */
+export function nextWatchBuild(watcher: { on(event: 'event', listener: (event: any) => void): unknown; off(event: 'event', listener: (event: any) => void): unknown }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onEvent = (event: any) => {
+      if (event.code === 'BUNDLE_END') void event.result?.close?.()
+      if (event.code === 'END' || event.code === 'ERROR') {
+        watcher.off('event', onEvent)
+        if (event.code === 'ERROR') reject(event.error)
+        else resolve()
+      }
+    }
+    watcher.on('event', onEvent)
   })
 }

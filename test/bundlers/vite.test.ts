@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { ImageCache } from '../../src/core/cache'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import flux from '../../src/vite'
-import { type Adapter, type Built, bundlerSuite, checkBuild, createProject, listFiles, type Project, readManifest, runBundle, UNIQUE } from './helpers'
+import { type Adapter, type Built, bundlerSuite, checkBuild, checkWatchEdit, createProject, listFiles, nextWatchBuild, type Project, runBundle, UNIQUE } from './helpers'
 
 interface ViteExtra {
   base?: string
@@ -76,41 +76,13 @@ describe('vite build', () => {
     const p = await createProject('vite-watch')
     const watcher = (await viteBuild(p, p.options(), p.path('dist'), { watch: true })) as Rolldown.RolldownWatcher
     try {
-      await nextBuild(watcher)
-      const before = await readManifest(p.path('dist'))
-      expect(p.fake.stats.generations).toBe(UNIQUE)
-      const rebuilt = nextBuild(watcher)
-      await p.editScript('src/scenes/outro.script.json', s => (s.visual_track[0].assets.skyline = 'A city skyline at night'))
-      await rebuilt
-      expect(p.fake.stats.generations).toBe(UNIQUE + 1)
-      const after = await readManifest(p.path('dist'))
-      const skyline = after.entries.find(e => e.id === 'skyline')!
-      expect(skyline.prompt).toBe('A city skyline at night')
-      expect(skyline.file).not.toBe(before.entries.find(e => e.id === 'skyline')!.file)
-      const app = await runBundle((await built(p.path('dist'))).bundle, 'esm')
-      expect(app.outro.visual_track[0].assets.skyline).toMatchObject({ prompt: 'A city skyline at night', url: `/${skyline.file}` })
-      // Everything else is untouched.
-      expect(after.entries.filter(e => e.id !== 'skyline')).toEqual(before.entries.filter(e => e.id !== 'skyline'))
+      await nextWatchBuild(watcher)
+      await checkWatchEdit(p, () => built(p.path('dist')), () => nextWatchBuild(watcher), { script: 'src/scenes/outro.script.json', id: 'skyline', prompt: 'A city skyline at night' })
     } finally {
       await watcher.close()
     }
   })
 })
-
-/** Resolves at the watcher's next successful build; rejects on a build error. */
-function nextBuild(watcher: Rolldown.RolldownWatcher): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onEvent = (event: any) => {
-      if (event.code === 'BUNDLE_END') void event.result?.close?.()
-      if (event.code === 'END' || event.code === 'ERROR') {
-        watcher.off('event', onEvent)
-        if (event.code === 'ERROR') reject(event.error)
-        else resolve()
-      }
-    }
-    watcher.on('event', onEvent)
-  })
-}
 
 describe('vite dev server', () => {
   const start = async (p: Project, base = '/') => {
@@ -188,16 +160,22 @@ describe('vite dev server', () => {
     try {
       const first = (await server.transformRequest('/src/scenes/intro.script.json?flux'))!.code
       expect(first).toContain('A glass office at dawn')
+      // Loading one `?flux` module generates that script's images only.
       expect(p.fake.stats.generations).toBe(3)
+      expect((await server.transformRequest('virtual:flux-assets'))!.code).toContain('A glass office at dawn')
+      expect(p.fake.stats.generations).toBe(UNIQUE)
       await p.editScript('src/scenes/intro.script.json', s => (s.visual_track[0].assets.office = 'A glass office at night'))
-      let code = first
-      // The file watcher invalidates the module; wait for it (bounded by the test timeout).
-      while (!code.includes('A glass office at night')) {
-        await new Promise(r => setTimeout(r, 50))
-        code = (await server.transformRequest('/src/scenes/intro.script.json?flux'))!.code
+      // The file watcher invalidates the modules that use the script; wait for it (bounded by the test timeout).
+      const next = async (url: string) => {
+        for (;;) {
+          const { code } = (await server.transformRequest(url))!
+          if (code.includes('A glass office at night')) return code
+          await new Promise(r => setTimeout(r, 50))
+        }
       }
-      expect(code).not.toContain('A glass office at dawn')
-      expect(p.fake.stats.generations).toBe(4)
+      expect(await next('/src/scenes/intro.script.json?flux')).not.toContain('A glass office at dawn')
+      expect(await next('virtual:flux-assets')).not.toContain('A glass office at dawn')
+      expect(p.fake.stats.generations).toBe(UNIQUE + 1)
       const assets = await introAssets(server, '/')
       expect(assets.find(a => a.id === 'office')!.prompt).toBe('A glass office at night')
     } finally {
