@@ -239,7 +239,9 @@ export class FluxContext {
 export function fluxModuleCode(data: unknown, records: AssetRecord[], urls: string[]): string {
   const tokens = records.map((_, i) => `__FLUX_URL_${i}_${Math.random().toString(36).slice(2)}__`)
   records.forEach((r, i) => setAt(data, r.pointer, { id: r.id, prompt: r.prompt, url: tokens[i], width: r.width, height: r.height, placeholder: r.placeholder }))
-  let code = JSON.stringify(data, null, 2)
+  // JSON is not quite JS: in an object literal `"__proto__": x` sets the prototype instead of a key. A computed key
+  // defines an own property. Pretty-printed, a key is the only place `"__proto__":` can start a line.
+  let code = JSON.stringify(data, null, 2).replace(/^(\s*)"__proto__":/gm, '$1["__proto__"]:')
   tokens.forEach((token, i) => (code = code.replace(JSON.stringify(token), () => urls[i]!)))
   return `export default ${code}\n`
 }

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build as esbuild } from 'esbuild'
 import { ImageCache } from '../../src/core/cache'
 import { verifyImage } from '../../src/core/image'
@@ -321,11 +321,12 @@ function safeJson(value: unknown): string {
 
 /**
  * Writes a minimal app into root: index.html + main.js importing each given script with `?flux` and the
- * `virtual:flux-assets` manifest module.
+ * `virtual:flux-assets` manifest module, and putting `{ all, scripts }` on `globalThis.__FLUX_APP__`.
  */
 export async function writeApp(root: string, scripts: string[]): Promise<void> {
   const imports = scripts.map((s, i) => `import s${i} from './${s}?flux'`).join('\n')
-  await writeFile(join(root, 'main.js'), `${imports}\nimport all from 'virtual:flux-assets'\nexport default { all, scripts: [${scripts.map((_, i) => `s${i}`).join(', ')}] }\n`)
+  const app = `{ all, scripts: [${scripts.map((_, i) => `s${i}`).join(', ')}] }`
+  await writeFile(join(root, 'main.js'), `${imports}\nimport all from 'virtual:flux-assets'\nglobalThis.__FLUX_APP__ = ${app}\n`)
   await writeFile(join(root, 'index.html'), '<!doctype html><html><body><script type="module" src="./main.js"></script></body></html>\n')
 }
 
@@ -359,4 +360,17 @@ export async function readManifest(outDir: string): Promise<ManifestEntry[]> {
 export function filesContaining(dir: string, needle: string): string[] {
   const bytes = Buffer.from(needle)
   return listFiles(dir).filter(p => readFileSync(join(dir, p)).includes(bytes))
+}
+
+/**
+ * Imports a built Vite bundle (`<outDir>/assets/index-*.js`) in a fresh Node process and returns what `eval` (an
+ * expression over `app`, the bundle's `__FLUX_APP__`) gives, through JSON.
+ */
+export function runViteBundle(outDir: string, evaluate = 'app'): unknown {
+  const bundle = listFiles(outDir).find(f => /^assets\/index-[^/]*\.js$/.test(f))
+  if (!bundle) throw new Error(`no bundle in ${outDir}`)
+  const code = `await import(${JSON.stringify(pathToFileURL(join(outDir, bundle)).href)}); const app = globalThis.__FLUX_APP__; process.stdout.write(JSON.stringify(${evaluate}))`
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', env: {} })
+  if (result.status !== 0) throw new Error(`bundle failed: ${result.stderr}`)
+  return JSON.parse(result.stdout)
 }
