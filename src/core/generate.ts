@@ -111,6 +111,9 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const limit = pLimit(options.concurrency)
     /** Set by an answer that every further call would get too (401, 402): nothing more is sent. */
     let stop: string | undefined
+    /** Aborted on stop: cuts retry waits short. Requests in flight are left alone (they may be paid for). */
+    const stopped = new AbortController()
+    const retrySignal = signal ? AbortSignal.any([signal, stopped.signal]) : stopped.signal
     /** Models the API said it does not serve: no more calls for them. */
     const deadModels = new Map<string, string>()
 
@@ -123,10 +126,16 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
           progress.generating++
           report()
           try {
-            const image = await withRetry(() => provider.generate(r.prompt, r.settings, signal), {
+            // Checked before every attempt: a retry must not be sent after a stop (402 from another request).
+            const send = () => {
+              const skip = stop ?? deadModels.get(r.settings.model)
+              if (skip) throw new FluxError('FLUX_STOPPED', `stopped: ${skip}`)
+              return provider.generate(r.prompt, r.settings, signal)
+            }
+            const image = await withRetry(send, {
               retries: options.retries,
               maxRetryDelay: options.maxRetryDelay,
-              signal,
+              signal: retrySignal,
               onRetry: (error, attempt, delay) => options.logger.info(`${r.script}: ${r.id}: ${describe(error, secret)}; retry ${attempt} in ${delay} ms`),
             })
             const hit = await cache.put(r.key, image.bytes, { prompt: r.prompt, settings: r.settings, responseId: image.responseId })
@@ -147,7 +156,10 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
         } catch (error) {
           if (signal?.aborted) throw error
           const reason = describe(error, secret)
-          if (error instanceof ApiError && (error.code === 'FLUX_CREDITS' || error.code === 'FLUX_AUTH')) stop ??= reason
+          if (error instanceof ApiError && (error.code === 'FLUX_CREDITS' || error.code === 'FLUX_AUTH') && !stop) {
+            stop = reason
+            stopped.abort(new FluxError('FLUX_STOPPED', `stopped: ${reason}`))
+          }
           if (error instanceof ApiError && error.code === 'FLUX_MODEL') deadModels.set(r.settings.model, reason)
           if (!(error instanceof FluxError)) options.logger.error(`${r.script}: ${r.id}: unexpected ${(error as Error)?.name ?? 'error'}: ${reason}`)
           outcome = { reason, failed: true }
