@@ -46,6 +46,7 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  * @property {number} downloadsWithAuth downloads that carried an authorization header
  * @property {number} downloadsWithoutUA downloads refused for a missing/blank user-agent
  * @property {number} resets sockets destroyed on purpose (reset faults, forced resets, truncations)
+ * @property {number} clientAborts generation requests whose client closed the connection before the answer was sent
  * @property {Record<number, number>} byStatus
  *
  * @typedef {{ method: string, path: string, headers: Record<string, string>, body: unknown }} LogEntry
@@ -268,13 +269,17 @@ export async function startFakeTogether(options = {}) {
   let nextId = 1
   /** @type {ForcedResponse[]} */
   let queue = []
+  /** Set by close(): connections it cuts are not the client's aborts. */
+  let closing = false
   /** @type {Map<string, StoredImage>} */
   const images = new Map()
   /** @type {Set<NodeJS.Timeout>} */
   const timers = new Set()
   /** @type {Set<import('node:net').Socket>} */
   const sockets = new Set()
-  const newStats = () => ({ requests: 0, generations: 0, inFlight: 0, maxInFlight: 0, downloads: 0, downloadsWithAuth: 0, downloadsWithoutUA: 0, resets: 0, byStatus: {} })
+  /** Responses the fake itself cut off (not the client's doing). @type {WeakSet<Res>} */
+  const resetOnPurpose = new WeakSet()
+  const newStats = () => ({ requests: 0, generations: 0, inFlight: 0, maxInFlight: 0, downloads: 0, downloadsWithAuth: 0, downloadsWithoutUA: 0, resets: 0, clientAborts: 0, byStatus: {} })
   /** @type {FakeStats} */
   const stats = newStats()
   /** @type {LogEntry[]} */
@@ -297,6 +302,7 @@ export async function startFakeTogether(options = {}) {
   /** @param {Res} res */
   function destroy(res) {
     stats.resets++
+    resetOnPurpose.add(res)
     res.socket?.destroy()
   }
   /** @param {string} message @param {string | null} param @param {string | null} code */
@@ -429,7 +435,10 @@ export async function startFakeTogether(options = {}) {
         if (req.method !== 'POST') return send(res, 405, invalid(`Method ${req.method} not allowed`, null, 'method_not_allowed'), { allow: 'POST' })
         stats.inFlight++
         stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight)
-        res.on('close', () => stats.inFlight--)
+        res.on('close', () => {
+          stats.inFlight--
+          if (!res.writableFinished && !resetOnPurpose.has(res) && !closing) stats.clientAborts++
+        })
         generate(req, res, body).catch(err => send(res, 500, { error: { message: String(err), type: 'server_error' } }))
       } else if (/^\/(shrt|img)\//.test(route) && (req.method === 'GET' || req.method === 'HEAD')) {
         download(req, res, route)
@@ -468,6 +477,7 @@ export async function startFakeTogether(options = {}) {
       lastRefill = performance.now()
     },
     async close() {
+      closing = true
       for (const t of timers) clearTimeout(t)
       timers.clear()
       const closed = new Promise(resolve => server.close(() => resolve(undefined)))
