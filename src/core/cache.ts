@@ -48,12 +48,13 @@ export class ImageCache {
     const file = this.imagePath(record)
     const info = await stat(file).catch(() => undefined)
     if (info?.isFile() && info.size === record.size) {
-      // Whole milliseconds: restoring an mtime through utimes keeps only those, so an exact match would never recur.
-      if (Math.trunc(info.mtimeMs) === Math.trunc(record.mtimeMs)) return { record, file }
+      // Within a millisecond: a restored mtime comes back a few ns off (float seconds), so an exact match would never recur.
+      if (Math.abs(info.mtimeMs - record.mtimeMs) < 1) return { record, file }
       const bytes = await readFile(file).catch(() => undefined)
       if (bytes && sha256(bytes) === record.sha256) {
         // Verified: restore the recorded mtime so the next read can trust it again (a git checkout resets mtimes).
-        await utimes(file, info.atime, new Date(record.mtimeMs)).catch(() => {})
+        // In seconds, not a Date: a Date keeps whole ms and often lands 1 ms below, and the next read would re-hash again.
+        await utimes(file, info.atime, record.mtimeMs / 1000).catch(() => {})
         return { record, file }
       }
     }
