@@ -66,7 +66,7 @@ export class FluxContext {
   private records = new Map<string, AssetRecord>()
   /** This build's emitted images by key: a promise, so concurrent callers share one emit. */
   private images = new Map<string, Promise<OutputImage>>()
-  /** The current build's startBuild, settled (failures are reported by the bundler's buildStart). */
+  /** The current build's startBuild: loads wait for it, and fail with it when it failed. */
   private building: Promise<unknown> | undefined
 
   constructor(
@@ -99,7 +99,10 @@ export class FluxContext {
   startBuild(out: BuildOutput): Promise<string> {
     const build = this.runBuild(out)
     // webpack and Rspack start building modules while buildStart runs (\`make\` is a parallel hook): loads wait.
-    this.building = build.catch(() => {})
+    // esbuild goes on loading modules after a failed onStart: those loads must fail too, never generate (and pay)
+    // for a build that already failed (a budget stop, bad input). Marked handled: a bundler may never load.
+    this.building = build
+    build.catch(() => {})
     return build
   }
 
