@@ -1,4 +1,5 @@
-import { resolve } from 'node:path'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import type { UnpluginBuildContext, UnpluginFactory } from 'unplugin'
 import { type BuildOutput, FLUX_QUERY, FluxContext, type OutputImage, type Target, VIRTUAL_ID } from './context'
 import { fluxMiddleware } from './dev'
@@ -28,6 +29,8 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
   let base = '/'
   let assetsDir = 'assets'
   let publicPath: string | undefined
+  /** esbuild's `outdir`, resolved against its `absWorkingDir` (unplugin resolves it against the process cwd). */
+  let esbuildOutDir: string | undefined
 
   /** The JS expression of an emitted image's URL, resolved the way the bundler resolves its own assets. */
   function url(image: OutputImage): string {
@@ -42,6 +45,12 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
     return {
       assetsDir,
       emitFile: (fileName, source) => {
+        if (esbuildOutDir) {
+          const path = resolve(esbuildOutDir, fileName)
+          mkdirSync(dirname(path), { recursive: true })
+          writeFileSync(path, source)
+          return undefined
+        }
         const ref: unknown = hook.emitFile({ type: 'asset', fileName, source })
         return typeof ref === 'string' ? ref : undefined
       },
@@ -140,7 +149,8 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         }
         publicPath = build.initialOptions.publicPath
         const root = absWorkingDir ?? process.cwd()
-        ctx.configure(root, resolve(root, outdir))
+        esbuildOutDir = resolve(root, outdir)
+        ctx.configure(root, esbuildOutDir)
         build.onDispose?.(() => void ctx.close())
       },
     },
