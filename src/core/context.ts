@@ -9,7 +9,7 @@ import { sha256 } from './key'
 import { resolveOptions } from './options'
 import { formatSummary } from './price'
 import { parseScript } from './scan'
-import type { AssetRecord, FluxAssetsOptions, Logger } from './types'
+import type { AssetRecord, FluxAssetsOptions, Logger, RunSummary } from './types'
 
 /** One image as the bundle ships it. */
 export interface OutputImage {
@@ -63,6 +63,8 @@ export class FluxContext {
   engine: Engine | undefined
   /** Script files found by the last full scan, for watch mode. */
   files: string[] = []
+  /** The counts behind the last full scan's summary line. */
+  summary: RunSummary | undefined
   private records = new Map<string, AssetRecord>()
   /** This build's emitted images by key: a promise, so concurrent callers share one emit. */
   private images = new Map<string, Promise<OutputImage>>()
@@ -149,6 +151,7 @@ export class FluxContext {
     this.files = files
     this.records.clear()
     for (const record of result.assets) this.records.set(recordId(record), record)
+    this.summary = result.summary
     return formatSummary(result.summary)
   }
 
