@@ -78,7 +78,11 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
           // esbuild can only watch from load/transform: `?flux` modules add their script there.
         }
       }
-      ctx.engine!.options.logger.info(summary)
+      // `vite build --app`: an environment that ships no assets (SSR) runs after the client one on the same cache;
+      // its line would repeat the client's, so it speaks only when it generated or failed something itself.
+      const env = (this as { environment?: { config: { builder?: unknown; build: { emitAssets?: boolean } } } }).environment
+      const echo = env?.config.builder !== undefined && env.config.build.emitAssets === false && !ctx.summary!.generated && !ctx.summary!.failed
+      if (!echo) ctx.engine!.options.logger.info(summary)
     },
 
     resolveId(id, importer) {
