@@ -1,0 +1,96 @@
+// `unplugin-flux-assets/client`: a small app with the types entry in its tsconfig type-checks its `?flux` and
+// `virtual:flux-assets` imports with the real TypeScript compiler, and a typo in their use is an error.
+import { randomBytes } from 'node:crypto'
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+import { afterEach, describe, expect, it } from 'vitest'
+
+const REPO = fileURLToPath(new URL('..', import.meta.url))
+const TMP = fileURLToPath(new URL('./.tmp', import.meta.url))
+
+const APP = `import intro from './intro.script.json?flux'
+import scripts from 'virtual:flux-assets'
+
+// The README's example, as written.
+const { url, width, height, prompt } = intro.visual_track[0].assets!.avatar
+const avatar: { url: string; width: number; height: number; prompt: string } = { url, width, height, prompt }
+const placeholder: boolean = intro.visual_track[0].assets!.avatar.placeholder
+const id: string = intro.visual_track[0].assets!.avatar.id
+const title: unknown = intro.title
+
+const all: Array<{ script: string; key: string; pointer: string; url: string }> = []
+for (const [script, entries] of Object.entries(scripts)) {
+  for (const e of entries) all.push({ script, key: e.key, pointer: e.pointer, url: e.url })
+}
+export { all, avatar, id, placeholder, title }
+`
+
+let dir: string | undefined
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true })
+  dir = undefined
+})
+
+/**
+ * A fresh app with the package installed (a link to this repository, as `npm install` of the tarball would give:
+ * its package.json `exports` and `client.d.ts`) and a tsconfig like a new Vite TypeScript app's. Returns the
+ * compiler's diagnostics, formatted.
+ */
+async function typeCheck(app: string, types: string[] | undefined): Promise<string[]> {
+  dir = join(TMP, `types-${randomBytes(4).toString('hex')}`)
+  await mkdir(join(dir, 'src'), { recursive: true })
+  await mkdir(join(dir, 'node_modules'), { recursive: true })
+  await symlink(REPO, join(dir, 'node_modules', 'unplugin-flux-assets'), 'dir')
+  const compilerOptions = {
+    target: 'ES2022',
+    module: 'ESNext',
+    moduleResolution: 'bundler',
+    lib: ['ES2022'],
+    strict: true,
+    noEmit: true,
+    skipLibCheck: false,
+    verbatimModuleSyntax: true,
+    ...(types ? { types } : {}),
+  }
+  await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, include: ['src'] }, null, 2))
+  await writeFile(join(dir, 'src', 'intro.script.json'), JSON.stringify({ title: 'Intro', visual_track: [{ assets: { avatar: 'A businessman in a suit' } }] }))
+  await writeFile(join(dir, 'src', 'main.ts'), app)
+
+  const config = ts.getParsedCommandLineOfConfigFile(join(dir, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: d => expect.fail(String(d.messageText)) })!
+  expect(config.errors).toEqual([])
+  const program = ts.createProgram({ rootNames: config.fileNames, options: config.options })
+  return ts.getPreEmitDiagnostics(program).map(d => {
+    const where = d.file ? `${d.file.fileName.slice(dir!.length + 1)}:${d.file.getLineAndCharacterOfPosition(d.start!).line + 1}: ` : ''
+    return `${where}TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`
+  })
+}
+
+describe('unplugin-flux-assets/client', () => {
+  it('with "types": ["unplugin-flux-assets/client"], ?flux and virtual:flux-assets imports type-check', async () => {
+    expect(await typeCheck(APP, ['unplugin-flux-assets/client'])).toEqual([])
+  })
+
+  it('a typo in an asset field is a type error naming it', async () => {
+    const wrong = `${APP}\nexport const typo = intro.visual_track[0].assets!.avatar.urll\nexport const bad: number = intro.visual_track[0].assets!.avatar.url\n`
+    const diagnostics = await typeCheck(wrong, ['unplugin-flux-assets/client'])
+    expect(diagnostics).toHaveLength(2)
+    expect(diagnostics[0]).toMatch(/^src\/main\.ts:\d+: TS2551: Property 'urll' does not exist on type .*Did you mean 'url'\?/s)
+    expect(diagnostics[1]).toMatch(/^src\/main\.ts:\d+: TS2322: Type 'string' is not assignable to type 'number'/)
+  })
+
+  it('a virtual:flux-assets entry has no field the manifest lacks', async () => {
+    const wrong = `${APP}\nfor (const entries of Object.values(scripts)) for (const e of entries) e.file\n`
+    const diagnostics = await typeCheck(wrong, ['unplugin-flux-assets/client'])
+    expect(diagnostics).toEqual([expect.stringMatching(/TS2339: Property 'file' does not exist/)])
+  })
+
+  it('without the types entry the same app does not compile (the entry is what makes it work)', async () => {
+    const diagnostics = await typeCheck(APP, [])
+    expect(diagnostics.filter(d => d.includes('TS2307'))).toEqual([
+      expect.stringContaining(`Cannot find module './intro.script.json?flux'`),
+      expect.stringContaining(`Cannot find module 'virtual:flux-assets'`),
+    ])
+  })
+})
