@@ -3,6 +3,7 @@ import { constants } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import pLimit from 'p-limit'
 import { verifyImage } from './image'
 import { CACHE_VERSION, sha256 } from './key'
 import { abortError, sleep } from './retry'
@@ -10,6 +11,11 @@ import type { CacheHit, CacheRecord, ImageSettings } from './types'
 
 const KEY = /^[0-9a-f]{64}$/
 const EXTS = new Set(['png', 'jpg', 'webp'])
+/**
+ * Entries checked or read at once. Callers ask for thousands together (a build with 20,000 images); unbounded, the
+ * opens run out of file descriptors (EMFILE), and a failed read looks like a miss: a placeholder, or a paid image.
+ */
+const IO_CONCURRENCY = 64
 
 /**
  * Images on disk, addressed by cache key. Layout under `<dir>/v1/`:
@@ -22,6 +28,7 @@ export class ImageCache {
   readonly root: string
   private readonly tmp: string
   private readonly locks: string
+  private readonly io = pLimit(IO_CONCURRENCY)
 
   constructor(dir: string) {
     this.root = join(dir, `v${CACHE_VERSION}`)
@@ -41,7 +48,11 @@ export class ImageCache {
    * A verified entry, or `undefined`. Size must match the record; the bytes are re-hashed unless the mtime is the
    * one recorded at write time. A mismatch is a miss and the broken entry is removed, never used.
    */
-  async get(key: string): Promise<CacheHit | undefined> {
+  get(key: string): Promise<CacheHit | undefined> {
+    return this.io(() => this.check(key))
+  }
+
+  private async check(key: string): Promise<CacheHit | undefined> {
     if (!KEY.test(key)) return undefined
     const record = await this.readRecord(key)
     if (!record) return undefined
@@ -63,7 +74,11 @@ export class ImageCache {
   }
 
   /** The bytes of a hit, checked against the record's sha256 once more: what is emitted is what was paid for. */
-  async read(hit: CacheHit): Promise<Buffer | undefined> {
+  read(hit: CacheHit): Promise<Buffer | undefined> {
+    return this.io(() => this.readVerified(hit))
+  }
+
+  private async readVerified(hit: CacheHit): Promise<Buffer | undefined> {
     const bytes = await readFile(hit.file).catch(() => undefined)
     if (bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256) return bytes
     // Broken on disk although stat looked right: drop the entry, or every later run would trust it and fail again.
