@@ -38,7 +38,7 @@ afterEach(async () => {
  * its package.json `exports` and `client.d.ts`) and a tsconfig like a new Vite TypeScript app's. Returns the
  * compiler's diagnostics, formatted.
  */
-async function typeCheck(app: string, types: string[] | undefined): Promise<string[]> {
+async function typeCheck(app: string, types: string[] | undefined, extra: Record<string, string> = {}): Promise<string[]> {
   dir = join(TMP, `types-${randomBytes(4).toString('hex')}`)
   await mkdir(join(dir, 'src'), { recursive: true })
   await mkdir(join(dir, 'node_modules'), { recursive: true })
@@ -57,6 +57,7 @@ async function typeCheck(app: string, types: string[] | undefined): Promise<stri
   await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, include: ['src'] }, null, 2))
   await writeFile(join(dir, 'src', 'intro.script.json'), JSON.stringify({ title: 'Intro', visual_track: [{ assets: { avatar: 'A businessman in a suit' } }] }))
   await writeFile(join(dir, 'src', 'main.ts'), app)
+  for (const [name, text] of Object.entries(extra)) await writeFile(join(dir, 'src', name), text)
 
   const config = ts.getParsedCommandLineOfConfigFile(join(dir, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: d => expect.fail(String(d.messageText)) })!
   expect(config.errors).toEqual([])
@@ -84,6 +85,10 @@ describe('unplugin-flux-assets/client', () => {
     const wrong = `${APP}\nfor (const entries of Object.values(scripts)) for (const e of entries) e.file\n`
     const diagnostics = await typeCheck(wrong, ['unplugin-flux-assets/client'])
     expect(diagnostics).toEqual([expect.stringMatching(/TS2339: Property 'file' does not exist/)])
+  })
+
+  it('or, with tsconfig left alone, a triple-slash reference in a .d.ts of the app', async () => {
+    expect(await typeCheck(APP, [], { 'env.d.ts': '/// <reference types="unplugin-flux-assets/client" />\n' })).toEqual([])
   })
 
   it('without the types entry the same app does not compile (the entry is what makes it work)', async () => {
