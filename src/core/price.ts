@@ -28,7 +28,9 @@ export function estimateTotal(settings: Iterable<Pick<ImageSettings, 'model' | '
 
 export function formatCost(cost: number | null): string {
   if (cost === null) return 'cost unknown'
-  return `est. $${cost < 0.01 && cost > 0 ? cost.toFixed(4) : cost.toFixed(cost < 10 ? 3 : 2)}`
+  // Under a cent: two significant digits, trailing zeros dropped ($0.008, $0.000033): toFixed(4) said "$0.0000" for a paid run.
+  if (cost > 0 && cost < 0.01) return `est. $${cost.toFixed(Math.min(20, 1 - Math.floor(Math.log10(cost)))).replace(/0+$/, '')}`
+  return `est. $${cost.toFixed(cost < 10 ? 3 : 2)}`
 }
 
 /** `12 assets · 3 generated · 9 cached · 0 placeholders · 4.1 s · est. $0.008` */
