@@ -70,6 +70,8 @@ export class FluxContext {
   private images = new Map<string, Promise<OutputImage>>()
   /** The current build's startBuild: loads wait for it, and fail with it when it failed. */
   private building: Promise<unknown> | undefined
+  /** Aborted by cancel(): the bundler gave up on the build (watch mode closed), so its API calls stop. */
+  private cancelled = new AbortController()
 
   constructor(
     private readonly user: FluxAssetsOptions,
@@ -146,7 +148,7 @@ export class FluxContext {
   async generateAll(): Promise<string> {
     const engine = this.need()
     const { files, requests } = await engine.scan()
-    const result = await engine.generate(requests)
+    const result = await engine.generate(requests, this.signal())
     // A full scan is the truth: assets removed from a script must not linger (dev, watch).
     this.files = files
     this.records.clear()
@@ -163,7 +165,7 @@ export class FluxContext {
     const { requests, issues } = parseScript(source, script, engine.options)
     if (issues.length) throw new ScriptError(issues)
     const missing = requests.filter(r => this.records.get(recordId(r))?.key !== r.key)
-    const fresh = new Map((missing.length ? (await engine.generate(missing)).assets : []).map(a => [a.pointer, a]))
+    const fresh = new Map((missing.length ? (await engine.generate(missing, this.signal())).assets : []).map(a => [a.pointer, a]))
     const records = requests.map(r => fresh.get(r.pointer) ?? this.records.get(recordId(r))!)
     // The file is the truth for its own assets: drop the ones it no longer has.
     const current = new Set(records.map(recordId))
@@ -233,6 +235,21 @@ export class FluxContext {
 
   async close(): Promise<void> {
     await this.engine?.close()
+  }
+
+  /**
+   * Aborts the generation in progress, if any: requests in flight are cut off, finished images stay cached, nothing
+   * is left half written. Later builds (a restarted watch) start afresh.
+   */
+  cancel(reason = 'the build was cancelled'): void {
+    this.cancelled.abort(new FluxError('FLUX_ABORTED', `flux-assets: ${reason}`))
+    this.cancelled = new AbortController()
+  }
+
+  /** The signal for this build's generation: the user's `signal` option or cancel(), whichever comes first. */
+  private signal(): AbortSignal {
+    const user = this.engine?.options.signal
+    return user ? AbortSignal.any([user, this.cancelled.signal]) : this.cancelled.signal
   }
 
   private need(): Engine {
