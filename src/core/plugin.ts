@@ -122,6 +122,9 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
       },
       configureServer(server) {
         server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).cache, () => base))
+        // server.close() waits for pending module loads before closeBundle: a generation in progress would hold it
+        // for as long as its requests take. The HTTP server closes first (Vite destroys its sockets): abort then.
+        server.httpServer?.once('close', () => ctx.cancel('the dev server was closed'))
       },
       closeBundle() {
         // Also called when the dev server closes.
@@ -156,6 +159,13 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         esbuildOutDir = resolve(root, outdir)
         ctx.configure(root, esbuildOutDir)
         build.onDispose?.(() => void ctx.close())
+      },
+    },
+    // Rollup calls closeWatcher as soon as a watch is closed, even mid-build: stop paying for a build nobody awaits.
+    // (Rolldown and Vite 8 only call it once the build in progress has finished.)
+    rollup: {
+      closeWatcher() {
+        ctx.cancel('the watcher was closed')
       },
     },
     writeBundle() {
