@@ -156,6 +156,18 @@ describe('retries', () => {
     expect(logs.infos).toEqual([expect.stringMatching(/the API answered 429: Rate limit exceeded.*; retry 1 in 1000 ms$/)])
   })
 
+  it('a refused connection is retried, then the asset fails naming the host and the code', async () => {
+    await writeScripts(root, { 'a.script.json': scene({ hero: 'nobody listens' }) })
+    // A port that was just free: nothing listens there now.
+    const closed = await startFakeTogether()
+    const baseURL = closed.baseURL
+    await closed.close()
+    const logs = recordingLogger()
+    const { assets } = await runEngine(root, { apiKey: API_KEY, baseURL, retries: 1, logger: logs })
+    expect(assets[0]!.error).toMatch(/^connection to 127\.0\.0\.1:\d+ failed \(ECONNREFUSED\)$/)
+    expect(logs.infos).toEqual([expect.stringMatching(/failed \(ECONNREFUSED\); retry 1 in \d+ ms$/)])
+  })
+
   it('gives up after `retries` and makes the asset a placeholder with the last message', async () => {
     await writeScripts(root, { 'a.script.json': scene({ hero: 'always failing' }) })
     fake.set({ faults: { status503: 1 } })
