@@ -184,6 +184,82 @@ export async function runCli(args: string[], options: { cwd: string; env: NodeJS
   return { code, signal, stdout: cli.stdout, stderr: cli.stderr }
 }
 
+let viteChildPath: Promise<string> | undefined
+
+/** What the vite build child runs: `node build.mjs <root> <options JSON>`; exit 0 and "built" on stdout, or 1. */
+const VITE_CHILD = `
+import { join } from 'node:path'
+import { build } from 'vite'
+import flux from './src/vite'
+const [root, json] = process.argv.slice(2)
+const quiet = { info() {}, warn() {}, error() {} }
+try {
+  await build({
+    root,
+    configFile: false,
+    logLevel: 'silent',
+    build: { outDir: join(root, 'dist'), emptyOutDir: true, modulePreload: { polyfill: false } },
+    plugins: [flux({ width: 64, height: 64, logger: quiet, ...JSON.parse(json) })],
+  })
+  process.stdout.write('built\\n')
+} catch (error) {
+  process.stderr.write(String(error && error.message) + '\\n')
+  process.exitCode = 1
+}
+`
+
+/** A script that runs a `vite build` (JS API) with the plugin from the current source, bundled like cliEntry. */
+export function viteBuildEntry(): Promise<string> {
+  return (viteChildPath ??= (async () => {
+    const hash = createHash('sha256').update(VITE_CHILD)
+    for (const file of listFiles(join(REPO, 'src'))) hash.update(file).update(readFileSync(join(REPO, 'src', file)))
+    const dir = join(TMP, `rel-vitebuild-${hash.digest('hex').slice(0, 16)}`)
+    const out = join(dir, 'build.mjs')
+    if (existsSync(out)) return out
+    await mkdir(dir, { recursive: true })
+    const temp = join(dir, `build-${process.pid}-${randomBytes(4).toString('hex')}.mjs`)
+    await esbuild({
+      stdin: { contents: VITE_CHILD, resolveDir: REPO, sourcefile: 'vite-build-child.ts', loader: 'ts' },
+      outfile: temp,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      logLevel: 'silent',
+    })
+    await rename(temp, out)
+    return out
+  })())
+}
+
+/**
+ * Starts a `vite build` of root (the app written by writeApp) in a child process, with the plugin and these
+ * JSON-serialisable options (64×64 and a silent logger by default). Same handle as spawnCli.
+ */
+export async function spawnViteBuild(root: string, options: FluxAssetsOptions, env: NodeJS.ProcessEnv = childEnv()): Promise<Cli> {
+  const entry = await viteBuildEntry()
+  const child = spawn(process.execPath, [entry, root, JSON.stringify(options)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.setEncoding('utf8').on('data', d => (stdout += d))
+  child.stderr!.setEncoding('utf8').on('data', d => (stderr += d))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (code, signal) => resolve({ code, signal }))
+  })
+  return {
+    child,
+    get stdout() {
+      return stdout
+    },
+    get stderr() {
+      return stderr
+    },
+    exited,
+  }
+}
+
 /** The usual env for a child talking to the fake with the sentinel key. */
 export function fakeEnv(baseURL: string, key: string | undefined = SENTINEL): NodeJS.ProcessEnv {
   return childEnv({ TOGETHER_API_KEY: key, TOGETHER_BASE_URL: baseURL })
