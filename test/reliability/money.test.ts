@@ -1,0 +1,183 @@
+// Issue 4, point 8: money. `maxNewImages` stops before the first call (CLI and build alike); a 402 (out of credits)
+// stops every further call at once; the summary counts exactly what was paid, and everything paid is cached.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { startFakeTogether, type FakeTogether } from '../fake-together.mjs'
+import {
+  assertCacheConsistent,
+  expectedKeys,
+  fakeEnv,
+  fileSha,
+  makeTemp,
+  readManifest,
+  recordFiles,
+  removeTemp,
+  runCli,
+  SENTINEL,
+  SIZE,
+  scriptWith,
+  validImages,
+  viteBuild,
+  writeApp,
+  writeScripts,
+} from './helpers'
+
+const fakes: FakeTogether[] = []
+let root: string | undefined
+afterEach(async () => {
+  await Promise.all(fakes.splice(0).map(f => f.close()))
+  await removeTemp(root)
+  root = undefined
+})
+const start = async (options: Parameters<typeof startFakeTogether>[0] = {}) => {
+  const fake = await startFakeTogether(options)
+  fakes.push(fake)
+  return fake
+}
+
+/** USD for n FLUX.1-schnell images at 1024×768, 4 steps ($0.0027 per megapixel), as the summary prints it. */
+const cost = (n: number) => `est. $${(n * ((1024 * 768) / 1e6) * 0.0027).toFixed(3)}`
+const ANSI = /\x1b\[[0-9;]*m/g
+
+interface Summary {
+  assets: number
+  unique: number
+  generated: number
+  cached: number
+  placeholders: number
+  failed: number
+  estimatedCost: number | null
+}
+interface JsonRun {
+  summary: Summary
+  assets: Array<{ key: string; placeholder: boolean; error?: string }>
+}
+
+describe('maxNewImages', () => {
+  it('the CLI stops before the first call, naming the count and the estimated cost; at the limit it goes ahead', async () => {
+    root = await makeTemp('money-budget')
+    await writeScripts(root, { 'a.script.json': scriptWith(8, 'budget') })
+    const cacheDir = join(root, '.flux-cache')
+    const fake = await start()
+
+    // Default size (1024×768) so the estimate is a real number of cents; no image is made, so size costs nothing.
+    const over = await runCli(['generate', '--max-new-images', '5'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(over.code, over.stderr).toBe(1)
+    expect(over.stderr).toContain(`8 new images would be generated (${cost(8)}), more than maxNewImages (5): nothing was generated`)
+    expect(fake.stats.requests).toBe(0)
+    expect(recordFiles(cacheDir)).toEqual([])
+
+    // The budget counts only what is missing: 8 cached, 6 new, a limit of 6 goes ahead and pays 6.
+    const first = await runCli(['generate', ...SIZE, '--max-new-images', '8'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(first.code, first.stderr).toBe(0)
+    await writeScripts(root, { 'b.script.json': scriptWith(6, 'budget-more') })
+    fake.reset()
+    const stillOver = await runCli(['generate', ...SIZE, '--max-new-images', '5'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(stillOver.code).toBe(1)
+    expect(stillOver.stderr).toContain('6 new images would be generated')
+    expect(fake.stats.requests).toBe(0)
+    const atLimit = await runCli(['generate', ...SIZE, '--max-new-images', '6', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(atLimit.code, atLimit.stderr).toBe(0)
+    expect((JSON.parse(atLimit.stdout) as JsonRun).summary).toMatchObject({ generated: 6, cached: 8, placeholders: 0 })
+    expect(fake.stats.generations).toBe(6)
+    expect(fake.stats.requests).toBe(6)
+  })
+
+  it('a vite build fails with the same message and makes no call', async () => {
+    root = await makeTemp('money-budget-vite')
+    await writeScripts(root, { 'a.script.json': scriptWith(8, 'budget-vite') })
+    await writeApp(root, ['a.script.json'])
+    const fake = await start()
+
+    const cli = await runCli(['generate', '--max-new-images', '5'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    const message = /^flux-assets: (.*maxNewImages.*)$/m.exec(cli.stderr)?.[1]
+    expect(message, cli.stderr).toContain(cost(8))
+
+    const error = await viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL, maxNewImages: 5, width: undefined, height: undefined }).then(
+      () => undefined,
+      (e: Error) => e,
+    )
+    expect(error, 'the build went ahead').toBeInstanceOf(Error)
+    expect(error!.message.replace(ANSI, '')).toContain(message!)
+    expect(fake.stats.requests).toBe(0)
+    expect(recordFiles(join(root, '.flux-cache'))).toEqual([])
+  })
+})
+
+describe('out of credits (402)', () => {
+  it('stops all further calls at once; the summary counts exactly what was paid, and all of it is cached', async () => {
+    root = await makeTemp('money-402')
+    await writeScripts(root, { 'a.script.json': scriptWith(20, 'credits') })
+    const cacheDir = join(root, '.flux-cache')
+    // Some latency, so four requests really are in flight together when the credits run out.
+    const fake = await start({ credits: 5, latencyMs: 40 })
+
+    const run = await runCli(['generate', ...SIZE, '--concurrency', '4', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(run.code, run.stderr).toBe(0)
+    // The first 402 stops the queue: only requests already in flight may still get one.
+    expect(fake.stats.generations).toBe(5)
+    expect(fake.stats.byStatus[402]).toBeGreaterThanOrEqual(1)
+    expect(fake.stats.requests).toBeLessThanOrEqual(5 + 4)
+    expect(run.stderr).toContain('out of credits (402)')
+
+    const { summary, assets } = JSON.parse(run.stdout) as JsonRun
+    expect(summary).toMatchObject({ assets: 20, unique: 20, generated: 5, cached: 0, placeholders: 15, failed: 15 })
+    expect(summary.estimatedCost).toBeCloseTo(5 * ((64 * 64) / 1e6) * 0.0027, 12)
+    for (const a of assets.filter(a => a.placeholder)) expect(a.error).toMatch(/out of credits \(402\)/)
+
+    // What was paid is exactly what is cached, and it is what the run reported as real images.
+    const paid = assets.filter(a => !a.placeholder).map(a => a.key).sort()
+    expect(await assertCacheConsistent(cacheDir)).toEqual(paid)
+
+    // --strict makes the same situation a failure; a refill then pays only the 15 that are missing.
+    fake.reset()
+    const strict = await runCli(['generate', ...SIZE, '--strict'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(strict.code).toBe(1)
+    expect(strict.stderr).toContain('out of credits (402)')
+    expect(fake.stats.generations).toBe(0)
+    fake.set({ credits: 100 })
+    fake.reset()
+    const refill = await runCli(['generate', ...SIZE, '--strict', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(refill.code, refill.stderr).toBe(0)
+    expect((JSON.parse(refill.stdout) as JsonRun).summary).toMatchObject({ generated: 15, cached: 5 })
+    expect(fake.stats.generations).toBe(15)
+    expect(await validImages(cacheDir, await expectedKeys(root))).toBe(20)
+  })
+
+  it('a request waiting to retry is not sent once another one got 402', async () => {
+    root = await makeTemp('money-402-retry')
+    await writeScripts(root, { 'a.script.json': scriptWith(6, 'credits-retry') })
+    // Two workers: one request is told to come back in 30 s (429), the other finds no credits left (402). The
+    // waiting one must neither be sent again nor keep the run waiting (the stop cuts its wait short).
+    const fake = await start({ credits: 0 })
+    fake.enqueue({ status: 429, headers: { 'retry-after': '30' } })
+    const run = await runCli(['generate', ...SIZE, '--concurrency', '2', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(run.code, run.stderr).toBe(0)
+    expect(fake.stats.byStatus).toEqual({ 429: 1, 402: 1 })
+    expect(fake.stats.requests).toBe(2)
+    expect((JSON.parse(run.stdout) as JsonRun).summary).toMatchObject({ generated: 0, placeholders: 6, failed: 6 })
+  })
+
+  it('a vite build out of credits ships what was paid and placeholders for the rest, after one round of requests', async () => {
+    root = await makeTemp('money-402-vite')
+    await writeScripts(root, { 'a.script.json': scriptWith(20, 'credits-vite') })
+    await writeApp(root, ['a.script.json'])
+    const cacheDir = join(root, '.flux-cache')
+    const fake = await start({ credits: 5, latencyMs: 40 })
+
+    const outDir = await viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL, concurrency: 4 })
+    expect(fake.stats.generations).toBe(5)
+    expect(fake.stats.requests).toBeLessThanOrEqual(5 + 4)
+    const manifest = await readManifest(outDir)
+    const real = manifest.filter(e => !e.placeholder)
+    expect(real).toHaveLength(5)
+    expect(manifest.filter(e => e.placeholder)).toHaveLength(15)
+    expect(real.map(e => e.key).sort()).toEqual(await assertCacheConsistent(cacheDir))
+    // The shipped images are the paid bytes.
+    for (const e of real) {
+      const record = JSON.parse(await readFile(join(cacheDir, 'v1', e.key.slice(0, 2), `${e.key}.json`), 'utf8'))
+      expect(await fileSha(join(outDir, e.file))).toBe(record.sha256)
+    }
+  })
+})
