@@ -165,12 +165,17 @@ export interface RunSummary {
   /** Unique images (cache keys). */
   unique: number
   generated: number
+  /**
+   * Images billed this run: at least `generated`, more when a billed image was lost and paid for again (an expired
+   * url-mode download, a broken image). Always set by the engine.
+   */
+  paid?: number
   cached: number
   placeholders: number
   failed: number
   /** Milliseconds. */
   durationMs: number
-  /** USD for what was generated this run; `null` when a model's price is unknown. */
+  /** USD for what was paid this run; `null` when a model's price is unknown. */
   estimatedCost: number | null
 }
 
