@@ -7,7 +7,8 @@ import type { ImageSettings, ResolvedOptions } from './types'
 /** What a provider must do: one prompt in, one verified image out. Retries are the caller's business. */
 export interface ImageProvider {
   readonly id: string
-  generate(prompt: string, settings: ImageSettings, signal?: AbortSignal): Promise<{ bytes: Buffer; responseId?: string }>
+  /** `onPaid` is told of every answer that billed an image, even when the image is then lost (expired URL, broken bytes). */
+  generate(prompt: string, settings: ImageSettings, signal?: AbortSignal, onPaid?: () => void): Promise<{ bytes: Buffer; responseId?: string }>
   close(): Promise<void>
 }
 
@@ -46,7 +47,7 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
     }
   }
 
-  async function generateOnce(prompt: string, settings: ImageSettings, signal?: AbortSignal) {
+  async function generateOnce(prompt: string, settings: ImageSettings, signal?: AbortSignal, onPaid?: () => void) {
     const url = `${baseURL}/images/generations`
     const body = {
       model: settings.model,
@@ -72,6 +73,8 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
         },
         body: JSON.stringify(body),
       })
+      // A success answer is billed, whatever happens to its image afterwards.
+      if (res.statusCode >= 200 && res.statusCode < 300) onPaid?.()
       const text = (await readLimited(res.body, maxJsonBytes, 'API response')).toString('utf8')
       if (res.statusCode >= 300) throw apiError(res.statusCode, text, res.headers, settings.model)
       let json: { id?: string; data?: Array<{ b64_json?: string; url?: string }> }
