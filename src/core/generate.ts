@@ -16,6 +16,8 @@ interface Outcome {
   reason?: string
   /** Generation was attempted (or would have been) and failed, as opposed to offline / no key. */
   failed?: boolean
+  /** Answers that billed an image for this key (a lost download or a broken image is paid again). */
+  paid?: number
 }
 
 export interface Engine {
@@ -83,15 +85,21 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
 
     const all = [...outcomes.values()]
     const generated = [...unique.values()].filter(r => outcomes.get(r.key)!.generated)
+    // What was paid: every billed answer, and at least one per image generated (a provider may not report bills).
+    const paid = [...unique.values()].flatMap(r => {
+      const o = outcomes.get(r.key)!
+      return Array<AssetRequest['settings']>(Math.max(o.paid ?? 0, o.generated ? 1 : 0)).fill(r.settings)
+    })
     const summary = {
       assets: requests.length,
       unique: unique.size,
       generated: generated.length,
+      paid: paid.length,
       cached: all.filter(o => o.hit && !o.generated).length,
       placeholders: all.filter(o => !o.hit).length,
       failed: all.filter(o => o.failed).length,
       durationMs: Math.round(performance.now() - started),
-      estimatedCost: estimateTotal(generated.map(r => r.settings)),
+      estimatedCost: estimateTotal(paid),
     }
     if (options.strict && summary.placeholders) {
       const lines = assets.filter(a => a.placeholder).map(a => `  ${a.script} ${a.pointer}: ${a.error}`)
@@ -116,6 +124,8 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const retrySignal = signal ? AbortSignal.any([signal, stopped.signal]) : stopped.signal
     /** Models the API said it does not serve: no more calls for them. */
     const deadModels = new Map<string, string>()
+    /** Billed answers per key. */
+    const paid = new Map<string, number>()
 
     const one = async (r: AssetRequest): Promise<Outcome> => {
       const skip = stop ?? deadModels.get(r.settings.model)
@@ -130,7 +140,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
             const send = () => {
               const skip = stop ?? deadModels.get(r.settings.model)
               if (skip) throw new FluxError('FLUX_STOPPED', `stopped: ${skip}`)
-              return provider.generate(r.prompt, r.settings, signal)
+              return provider.generate(r.prompt, r.settings, signal, () => paid.set(r.key, (paid.get(r.key) ?? 0) + 1))
             }
             const image = await withRetry(send, {
               retries: options.retries,
@@ -164,6 +174,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
           if (!(error instanceof FluxError)) options.logger.error(`${r.script}: ${r.id}: unexpected ${(error as Error)?.name ?? 'error'}: ${reason}`)
           outcome = { reason, failed: true }
         }
+        if (paid.has(r.key)) outcome.paid = paid.get(r.key)
         outcomes.set(r.key, outcome)
         progress.done++
         if (outcome.generated) progress.generated++
