@@ -105,6 +105,33 @@ describe('maxNewImages', () => {
   })
 })
 
+describe('what the summary says was paid', () => {
+  it('url mode with expiring URLs: an image paid for and lost is counted, and its cost estimated, every time', async () => {
+    root = await makeTemp('money-paid')
+    await writeScripts(root, { 'a.script.json': scriptWith(6, 'paid') })
+    const cacheDir = join(root, '.flux-cache')
+    // Half the image URLs are dead by the time they are fetched: each such image was billed, then generated again.
+    const fake = await start({ faults: { expire: 0.5 }, seed: 3 })
+    const run = await runCli(['generate', ...SIZE, '--response-format', 'url', '--concurrency', '6', '--retries', '8', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(run.code, run.stderr).toBe(0)
+    const { summary } = JSON.parse(run.stdout) as JsonRun & { summary: { paid: number } }
+    expect(fake.stats.generations, 'the seed no longer expires any URL').toBeGreaterThan(6)
+    expect(summary.paid).toBe(fake.stats.generations)
+    expect(summary.estimatedCost).toBeCloseTo(fake.stats.generations * ((64 * 64) / 1e6) * 0.0027, 12)
+    // Generated counts images obtained: exactly the cache's entries.
+    expect(summary.generated).toBe((await assertCacheConsistent(cacheDir)).length)
+
+    // The plain summary line says it too.
+    await removeTemp(root)
+    root = await makeTemp('money-paid-line')
+    await writeScripts(root, { 'a.script.json': scriptWith(6, 'paid') })
+    fake.reset()
+    const line = await runCli(['generate', ...SIZE, '--response-format', 'url', '--concurrency', '6', '--retries', '8'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(line.code, line.stderr).toBe(0)
+    expect(line.stdout).toContain(`generated (${fake.stats.generations} paid)`)
+  })
+})
+
 describe('out of credits (402)', () => {
   it('stops all further calls at once; the summary counts exactly what was paid, and all of it is cached', async () => {
     root = await makeTemp('money-402')
@@ -122,7 +149,7 @@ describe('out of credits (402)', () => {
     expect(run.stderr).toContain('out of credits (402)')
 
     const { summary, assets } = JSON.parse(run.stdout) as JsonRun
-    expect(summary).toMatchObject({ assets: 20, unique: 20, generated: 5, cached: 0, placeholders: 15, failed: 15 })
+    expect(summary).toMatchObject({ assets: 20, unique: 20, generated: 5, paid: 5, cached: 0, placeholders: 15, failed: 15 })
     expect(summary.estimatedCost).toBeCloseTo(5 * ((64 * 64) / 1e6) * 0.0027, 12)
     for (const a of assets.filter(a => a.placeholder)) expect(a.error).toMatch(/out of credits \(402\)/)
 
