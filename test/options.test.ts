@@ -132,7 +132,7 @@ describe('invalid options', () => {
     [{ steps: 0 }, /^flux-assets option "steps" must be an integer from 1 to 100, got 0$/],
     [{ seed: -1 }, /"seed" must be an integer from 0/],
     [{ concurrency: 0 }, /^flux-assets option "concurrency" must be an integer from 1 to 64, got 0$/],
-    [{ concurrency: Number.NaN }, /"concurrency" must be an integer from 1 to 64/],
+    [{ concurrency: Number.NaN }, /"concurrency" must be an integer from 1 to 64, got NaN/],
     [{ retries: -1 }, /"retries" must be an integer from 0 to 20, got -1/],
     [{ timeout: 0 }, /"timeout" must be an integer from 1/],
     [{ maxNewImages: -5 }, /"maxNewImages" must be an integer from 0/],

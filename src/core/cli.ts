@@ -104,7 +104,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
         if (flags.json) io.stdout.write(`${JSON.stringify(status, null, 2)}\n`)
         else {
           for (const r of missingAssets) io.stdout.write(`missing  ${r.script} ${r.pointer}\n`)
-          io.stdout.write(`${status.scripts} scripts · ${status.assets} assets · ${status.images} images · ${status.cached} cached · ${status.missing} missing (${formatCost(status.estimatedCost)})\n`)
+          io.stdout.write(`${status.scripts} ${status.scripts === 1 ? 'script' : 'scripts'} · ${status.assets} assets · ${status.images} images · ${status.cached} cached · ${status.missing} missing (${formatCost(status.estimatedCost)})\n`)
         }
         return 0
       }

@@ -99,7 +99,7 @@ function check(ok: boolean, name: string, message: string): asserts ok {
 
 function integer(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
-  check(Number.isInteger(value) && value >= min && value <= max, name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
+  check(Number.isInteger(value) && value >= min && value <= max, name, `must be an integer from ${min} to ${max}, got ${typeof value === 'number' ? value : JSON.stringify(value)}`)
   return value
 }
 
