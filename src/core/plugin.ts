@@ -79,9 +79,10 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         }
       }
       // `vite build --app`: an environment that ships no assets (SSR) runs after the client one on the same cache;
-      // its line would repeat the client's, so it speaks only when it generated or failed something itself.
+      // its line would repeat the client's, so it speaks only when it paid, generated or failed something itself.
       const env = (this as { environment?: { config: { builder?: unknown; build: { emitAssets?: boolean } } } }).environment
-      const echo = env?.config.builder !== undefined && env.config.build.emitAssets === false && !ctx.summary!.generated && !ctx.summary!.failed
+      const { generated, failed, paid } = ctx.summary!
+      const echo = env?.config.builder !== undefined && env.config.build.emitAssets === false && !generated && !failed && !paid
       if (!echo) ctx.engine!.options.logger.info(summary)
     },
 
