@@ -85,11 +85,11 @@ describe('generate', () => {
   })
 
   it('the summary has the issue\'s shape: `12 assets · 3 generated · 9 cached · 0 placeholders · 4.1 s · est. $0.008`', () => {
-    const line = formatSummary({ assets: 12, unique: 12, generated: 3, cached: 9, placeholders: 0, failed: 0, durationMs: 4100, estimatedCost: 0.008 })
+    const line = formatSummary({ assets: 12, unique: 12, generated: 3, paid: 3, cached: 9, placeholders: 0, failed: 0, durationMs: 4100, estimatedCost: 0.008 })
     expect(line).toBe('12 assets · 3 generated · 9 cached · 0 placeholders · 4.1 s · est. $0.008')
     expect(line).toMatch(SUMMARY)
     expect(['est. $0.0064', 'est. $0.000033', 'est. $0.017', 'est. $0.000', 'est. $12.35']).toEqual([0.00637, 0.0000332, 0.017, 0, 12.345].map(formatCost))
-    expect(formatSummary({ assets: 1, unique: 1, generated: 1, cached: 0, placeholders: 1, failed: 1, durationMs: 50, estimatedCost: null })).toBe(
+    expect(formatSummary({ assets: 1, unique: 1, generated: 1, paid: 1, cached: 0, placeholders: 1, failed: 1, durationMs: 50, estimatedCost: null })).toBe(
       '1 asset · 1 generated · 0 cached · 1 placeholder · 1 failed · 0.1 s · cost unknown',
     )
   })

@@ -37,7 +37,7 @@ export function formatCost(cost: number | null): string {
 export function formatSummary(s: RunSummary): string {
   const parts = [
     `${s.assets} asset${s.assets === 1 ? '' : 's'}${s.unique === s.assets ? '' : ` (${s.unique} image${s.unique === 1 ? '' : 's'})`}`,
-    `${s.generated} generated${s.paid !== undefined && s.paid > s.generated ? ` (${s.paid} paid)` : ''}`,
+    `${s.generated} generated${s.paid > s.generated ? ` (${s.paid} paid)` : ''}`,
     `${s.cached} cached`,
     `${s.placeholders} placeholder${s.placeholders === 1 ? '' : 's'}`,
   ]

@@ -169,7 +169,7 @@ export interface RunSummary {
    * Images billed this run: at least `generated`, more when a billed image was lost and paid for again (an expired
    * url-mode download, a broken image). Always set by the engine.
    */
-  paid?: number
+  paid: number
   cached: number
   placeholders: number
   failed: number
