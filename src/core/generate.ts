@@ -5,7 +5,7 @@ import { resolveOptions } from './options'
 import { estimateTotal, formatCost } from './price'
 import { abortError, withRetry } from './retry'
 import { scanScripts } from './scan'
-import { createTogetherProvider, type ImageProvider } from './together'
+import type { ImageProvider } from './together'
 import type { AssetRecord, AssetRequest, CacheHit, FluxAssetsOptions, GenerateResult, Progress, ResolvedOptions } from './types'
 
 /** How one unique image (cache key) ended up in this run. */
@@ -66,6 +66,8 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
           `${missing.length} new images would be generated (${formatCost(estimateTotal(missing.map(r => r.settings)))}), more than maxNewImages (${options.maxNewImages}): nothing was generated. Raise maxNewImages (CLI: --max-new-images) to go ahead.`,
         )
       }
+      // Loaded on first use: undici takes ~100 ms to import, a tenth of a warm build that never calls the API.
+      const { createTogetherProvider } = await import('./together')
       provider ??= createTogetherProvider(options)
       await generateMissing(provider, missing, outcomes, progress, report, signal)
     }
