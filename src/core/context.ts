@@ -16,7 +16,6 @@ export interface OutputImage {
   key: string
   /** Path relative to the output dir, content-hashed: `assets/<id-slug>-<hash8>.<ext>`. */
   fileName: string
-  source: Uint8Array | string
   /** What the bundler's emitFile returned (Rollup-like bundlers: a reference for `import.meta.ROLLUP_FILE_URL_`). */
   ref?: string
 }
@@ -203,8 +202,11 @@ export class FluxContext {
       ext = 'svg'
     }
     const dir = out.assetsDir.replace(/^\/+|\/+$/g, '')
-    const fileName = `${dir ? `${dir}/` : ''}${slug(record.id)}-${sha256(source).slice(0, 8)}.${ext}`
-    return { key: record.key, fileName, source, ref: out.emitFile(fileName, source) }
+    // A cached image's hash is its record's: read() has just checked the bytes against it.
+    const hash = bytes ? hit!.record.sha256 : sha256(source)
+    const fileName = `${dir ? `${dir}/` : ''}${slug(record.id)}-${hash.slice(0, 8)}.${ext}`
+    // The bytes are the bundler's from here: keeping them (for the rest of the build) would hold every image twice.
+    return { key: record.key, fileName, ref: out.emitFile(fileName, source) }
   }
 
   /** The URL expression of each record, in order. */
