@@ -1,0 +1,147 @@
+// One measured task in a fresh Node process: `node bench/child.mjs <task> <json args>`. Prints one JSON line.
+// Times are taken inside the task (performance.now), so process start is never part of them; each result also
+// carries the process's peak RSS.
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+
+const [task, raw] = process.argv.slice(2)
+const args = JSON.parse(raw ?? '{}')
+
+/** @param {string} file */
+const load = file => import(pathToFileURL(join(args.dist, file)).href)
+
+function quietLogger() {
+  const logs = { retries: 0, warnings: /** @type {string[]} */ ([]), errors: /** @type {string[]} */ ([]) }
+  return {
+    logs,
+    logger: {
+      info: (/** @type {string} */ m) => void (/; retry \d+ in \d+ ms$/.test(m) && logs.retries++),
+      warn: (/** @type {string} */ m) => void logs.warnings.push(m),
+      error: (/** @type {string} */ m) => void logs.errors.push(m),
+    },
+  }
+}
+
+const tasks = {
+  /** The plugin's engine: scan (not timed), then generate everything (timed). Cold generation and rate limit. */
+  async engine() {
+    const { createEngine, resolveOptions } = await load('index.js')
+    const { logs, logger } = quietLogger()
+    const options = resolveOptions(
+      { root: args.root, cacheDir: args.cacheDir, apiKey: args.apiKey, baseURL: args.baseURL, concurrency: args.concurrency, maxNewImages: 1e9, logger, ...args.options },
+      args.root,
+      { env: {} },
+    )
+    const engine = createEngine(options)
+    const { requests } = await engine.scan()
+    const started = performance.now()
+    const { summary } = await engine.generate(requests)
+    const wallMs = performance.now() - started
+    await engine.close()
+    return { wallMs, images: summary.generated, summary, retries: logs.retries, warnings: logs.warnings.length, errors: logs.errors }
+  },
+
+  /** The original backend's way: one prompt after the other, each answer written to disk. */
+  async sequential() {
+    await mkdir(args.outDir, { recursive: true })
+    let retries = 0
+    const started = performance.now()
+    for (const [i, prompt] of args.prompts.entries()) {
+      const bytes = await naive(prompt, () => retries++)
+      await writeFile(join(args.outDir, `${i}.jpg`), bytes)
+    }
+    return { wallMs: performance.now() - started, images: args.prompts.length, retries }
+  },
+
+  /** Everything at once with Promise.all; a 429 waits its retry-after and tries again. */
+  async unbounded() {
+    await mkdir(args.outDir, { recursive: true })
+    let retries = 0
+    let firstTry = 0
+    const started = performance.now()
+    await Promise.all(
+      args.prompts.map(async (/** @type {string} */ prompt, /** @type {number} */ i) => {
+        let attempts = 0
+        const bytes = await naive(prompt, () => (retries++, attempts++))
+        if (attempts === 0) firstTry++
+        await writeFile(join(args.outDir, `${i}.jpg`), bytes)
+      }),
+    )
+    return { wallMs: performance.now() - started, images: args.prompts.length, retries, firstTry }
+  },
+
+  /**
+   * `vite build` of a scratch app, with the plugin (offline: every image must come from the cache) or without it.
+   * Timed from before Vite and the plugin are imported to the end of the build: loading them is part of a build.
+   */
+  async vite() {
+    const started = performance.now()
+    const { build } = await import('vite')
+    const plugins = []
+    const { logs, logger } = quietLogger()
+    if (args.plugin) {
+      const { default: flux } = await load('vite.js')
+      plugins.push(flux({ cacheDir: args.cacheDir, offline: true, logger }))
+    }
+    const imported = performance.now()
+    await build({ root: args.root, configFile: false, logLevel: 'silent', build: { outDir: args.outDir, emptyOutDir: true, ...args.build }, plugins })
+    const buildMs = performance.now() - started
+    let placeholders = 0
+    if (args.plugin) placeholders = JSON.parse(await readFile(join(args.outDir, 'flux-assets.json'), 'utf8')).entries.filter((/** @type {any} */ e) => e.placeholder).length
+    return { buildMs, importMs: imported - started, placeholders, warnings: logs.warnings.length }
+  },
+
+  /** Discovery + keying (scan) and cache verification (generate, offline) of an all-cached project. */
+  async discover() {
+    const { createEngine, resolveOptions } = await load('index.js')
+    const { logs, logger } = quietLogger()
+    const engine = createEngine(resolveOptions({ root: args.root, cacheDir: args.cacheDir, offline: true, logger }, args.root, { env: {} }))
+    const started = performance.now()
+    const { files, requests } = await engine.scan()
+    const scanned = performance.now()
+    const { summary } = await engine.generate(requests)
+    const done = performance.now()
+    await engine.close()
+    return {
+      totalMs: done - started,
+      scanMs: scanned - started,
+      checkMs: done - scanned,
+      files: files.length,
+      occurrences: requests.length,
+      unique: summary.unique,
+      cached: summary.cached,
+      placeholders: summary.placeholders,
+      warnings: logs.warnings.length,
+    }
+  },
+}
+
+/**
+ * One image the naive way: POST, on 429 sleep retry-after seconds and try again (at most 50 times).
+ * @param {string} prompt @param {() => void} onRetry @returns {Promise<Buffer>}
+ */
+async function naive(prompt, onRetry) {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const res = await fetch(`${args.baseURL}/images/generations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${args.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'black-forest-labs/FLUX.1-schnell', prompt, width: 1024, height: 768, steps: 4, n: 1, response_format: 'base64', output_format: 'jpeg' }),
+    })
+    const json = /** @type {any} */ (await res.json())
+    if (res.status === 200) return Buffer.from(json.data[0].b64_json, 'base64')
+    if (res.status !== 429) throw new Error(`naive client: ${res.status} ${JSON.stringify(json)}`)
+    onRetry()
+    await new Promise(resolve => setTimeout(resolve, Number(res.headers.get('retry-after') ?? 1) * 1000))
+  }
+  throw new Error('naive client: still rate limited after 50 attempts')
+}
+
+const run = tasks[/** @type {keyof typeof tasks} */ (task)]
+if (!run) throw new Error(`unknown bench task ${task}`)
+const result = await run()
+const usage = process.resourceUsage()
+// CPU time of the whole process (user + system), start-up included: on a busy machine it says what the work costs
+// when wall times only say how long it waited.
+const cpuMs = (usage.userCPUTime + usage.systemCPUTime) / 1000
+process.stdout.write(`${JSON.stringify({ ...result, cpuMs, maxRssBytes: usage.maxRSS * 1024 })}\n`, () => process.exit(0))

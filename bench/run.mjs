@@ -1,0 +1,102 @@
+// `npm run bench` (tsup, then this): the five benchmarks of bench/README.md against the fake Together service.
+// Prints a table and writes the figures to bench/results/latest.json.
+//   --smoke          tiny sizes, a few seconds: proves every scenario runs (CI); the figures mean nothing
+//   --only=a,b       run only some of: cold, warm (build + memory), scale, rate
+//   --out=<file>     where the JSON goes (default bench/results/latest.json)
+//   --keep           keep the scratch projects under bench/.tmp/
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { cold } from './cold.mjs'
+import { BENCH, createRun, machine, mb, round, seconds, table } from './lib.mjs'
+import { rate } from './rate.mjs'
+import { scale } from './scale.mjs'
+import { warm } from './warm.mjs'
+
+const argv = process.argv.slice(2)
+const flag = (/** @type {string} */ name) => argv.find(a => a === `--${name}` || a.startsWith(`--${name}=`))
+const value = (/** @type {string} */ name) => flag(name)?.split('=').slice(1).join('=')
+const smoke = !!flag('smoke')
+const only = value('only')?.split(',') ?? ['cold', 'warm', 'scale', 'rate']
+const outFile = resolve(value('out') ?? join(BENCH, 'results', 'latest.json'))
+
+const started = performance.now()
+const lap = () => seconds(performance.now() - started)
+const run = await createRun()
+const flags = { smoke }
+/** @type {Record<string, any>} */
+const scenarios = {}
+const log = (/** @type {string} */ m) => process.stderr.write(`[bench] ${lap()} ${m}\n`)
+try {
+  if (only.includes('cold')) {
+    log('1/5 cold generation')
+    scenarios.cold = await cold(run, flags)
+  }
+  if (only.includes('warm')) {
+    log('2/5 and 4/5 warm vite build and its memory')
+    const { build, memory } = await warm(run, flags)
+    scenarios.warmBuild = build
+    scenarios.memory = memory
+  }
+  if (only.includes('scale')) {
+    log('3/5 discovery at scale')
+    scenarios.discovery = await scale(run, flags)
+  }
+  if (only.includes('rate')) {
+    log('5/5 rate-limited service')
+    scenarios.rateLimit = await rate(run, flags)
+  }
+} finally {
+  if (!flag('keep')) await run.remove()
+}
+
+const results = { version: 1, date: new Date().toISOString(), smoke, machine: machine(), durationMs: round(performance.now() - started), scenarios }
+await mkdir(dirname(outFile), { recursive: true })
+await writeFile(outFile, `${JSON.stringify(results, null, 2)}\n`)
+console.log(report(results))
+console.log(`\nJSON: ${outFile}`)
+
+/** @param {typeof results} r */
+function report(r) {
+  const s = r.scenarios
+  const m = r.machine
+  const verdict = (/** @type {boolean | null} */ met) => (met === null || met === undefined ? 'n/a' : met ? 'met' : 'MISSED')
+  const out = [`unplugin-flux-assets benchmarks${r.smoke ? ' (SMOKE: tiny sizes, figures meaningless)' : ''} — ${r.date.slice(0, 10)}`]
+  out.push(`${m.cpu}, ${m.nproc} cores, ${m.memoryGb} GB, Node ${m.node}, ${m.platform}, load ${m.loadAverage.join(' ')}; ${seconds(r.durationMs)} in all`)
+  if (s.cold) {
+    const c = s.cold
+    out.push('', `1. Cold generation: N=${c.params.n}, L=${c.params.latencyMs} ms, C=${c.params.concurrency}, service admits ${c.params.serviceMaxInFlight} at once; limit N·L/C = ${seconds(c.limitMs)}`)
+    out.push(table(['client', 'wall', 'efficiency', 'images', 'requests', '429s', 'retries'], c.rows.map((/** @type {any} */ x) => [x.name, seconds(x.wallMs), x.efficiency.toFixed(2), x.images, x.requests, x.status429, x.retries])))
+    out.push(`   target ${c.target}: ${verdict(c.met)}${c.rows[0].runsMs?.length > 1 ? ` (plugin runs ${c.rows[0].runsMs.map(seconds).join(', ')})` : ''}`)
+  }
+  if (s.warmBuild) {
+    const w = s.warmBuild
+    out.push('', `2. Warm vite build: ${w.params.assets} cached images (${mb(w.params.totalImageBytes)}), median of ${w.params.runs} alternating runs, fresh process each`)
+    out.push(table(['build', 'median', 'runs', 'peak RSS (median)'], [
+      ['plugin', seconds(w.plugin.medianMs), w.plugin.buildMs.map(seconds).join(', '), mb(w.plugin.medianRssBytes)],
+      ['public/', seconds(w.public.medianMs), w.public.buildMs.map(seconds).join(', '), mb(w.public.medianRssBytes)],
+    ]))
+    out.push(`   ratio ${w.ratio.toFixed(2)}×; target ${w.target}: ${verdict(w.met)}`)
+  }
+  if (s.memory) {
+    const x = s.memory
+    out.push('', `4. Memory: plugin ${mb(x.pluginRssBytes)} vs public/ ${mb(x.publicRssBytes)}: +${mb(x.extraRssBytes)} = ${x.extraPerImageByte}× the ${mb(x.params.totalImageBytes)} of images; allowed up to ${mb(x.allowedRssBytes)}`)
+    out.push(`   target ${x.target}: ${verdict(x.met)}`)
+  }
+  if (s.discovery) {
+    const d = s.discovery
+    out.push('', `3. Discovery + keying + cache check, all cached (median of ${d.params.runs}, fresh process each)`)
+    out.push(table(['files', 'occurrences', 'unique', 'scan', 'cache check', 'total', 'peak RSS'], d.tiers.map((/** @type {any} */ t) => [t.files, t.occurrences, t.unique, `${t.scanMs} ms`, `${t.checkMs} ms`, `${t.totalMs} ms`, mb(t.maxRssBytes)])))
+    if (d.rehash) {
+      const h = d.rehash
+      out.push(`   cache check at ${h.files} files (${h.images} images of ${round(h.imageBytes / 1000)} KB): size+mtime trusted ${h.trustedCheckMs} ms; every mtime changed (re-hash all) ${h.rehashCheckMs} ms; next run, mtimes restored ${h.afterRestoreCheckMs} ms`)
+    }
+    out.push(`   target ${d.target}: ${verdict(d.met)}`)
+  }
+  if (s.rateLimit) {
+    const x = s.rateLimit
+    out.push('', `5. Rate-limited service: ${x.params.perSecond} requests/s (bucket of ${x.params.perSecond}), 429 + retry-after beyond; N=${x.params.n}, L=${x.params.latencyMs} ms`)
+    out.push(table(['concurrency', 'wall', 'images/s', 'of allowance', 'of best possible', 'requests', '429s', 'failed'], x.rows.map((/** @type {any} */ y) => [y.concurrency, seconds(y.wallMs), y.imagesPerSecond.toFixed(2), y.ofAllowance.toFixed(2), y.ofBestPossible.toFixed(2), y.requests, y.status429, y.failed])))
+    out.push(`   target ${x.target}: ${verdict(x.met)}`)
+  }
+  return out.join('\n')
+}

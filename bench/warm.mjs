@@ -1,0 +1,115 @@
+// Scenarios 2 and 4: a warm `vite build` of an app with 300 cached ~150 KB images, with the plugin, against the same
+// app shipping the very same image files from public/ (the cheapest way to ship them). Alternating runs, each in a
+// fresh process; build time (Vite + plugin import included, process start excluded) and peak RSS.
+import { copyFile, mkdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { startFakeTogether } from '../test/fake-together.mjs'
+import { API_KEY, listFiles, median, round, runChild, writeFiles } from './lib.mjs'
+
+const PER_SCRIPT = 10
+
+/** @param {{ dir: string, dist: string }} run @param {{ smoke: boolean }} flags */
+export async function warm(run, { smoke }) {
+  const assets = smoke ? 20 : 300
+  const runs = smoke ? 1 : 5
+  const imageBytes = 150_000
+  const dir = join(run.dir, 'warm')
+  const cacheDir = join(dir, 'cache')
+  const pluginRoot = join(dir, 'plugin-app')
+  const publicRoot = join(dir, 'public-app')
+
+  // The plugin app: scripts of 10 assets each, and a page listing every image through virtual:flux-assets.
+  const files = /** @type {Array<[string, string]>} */ ([])
+  for (let s = 0; s < assets / PER_SCRIPT; s++) {
+    const track = Array.from({ length: PER_SCRIPT / 2 }, (_, scene) => ({
+      caption: `scene ${scene}`,
+      assets: Object.fromEntries([0, 1].map(k => [`s${s}-${scene}-${k}`, `Warm benchmark ${s}/${scene}/${k}: a red fox in fresh snow, morning light`])),
+    }))
+    files.push([join(pluginRoot, 'scripts', `s${String(s).padStart(3, '0')}.script.json`), JSON.stringify({ visual_track: track }, null, 2)])
+  }
+  const page = '<!doctype html><html><body><div id="app"></div><script type="module" src="/src/main.js"></script></body></html>\n'
+  const render = "document.getElementById('app').innerHTML = images.map(i => `<img src=\"${i.url}\" alt=\"${i.id}\">`).join('')\n"
+  files.push([join(pluginRoot, 'index.html'), page])
+  files.push([join(pluginRoot, 'src', 'main.js'), `import scripts from 'virtual:flux-assets'\nconst images = Object.values(scripts).flat()\n${render}`])
+  await writeFiles(files)
+
+  // Fill the cache once, through the engine and the fake service.
+  const { createEngine, resolveOptions } = await import(pathToFileURL(join(run.dist, 'index.js')).href)
+  const fake = await startFakeTogether({ imageBytes })
+  const silent = { info() {}, warn() {}, error() {} }
+  const engine = createEngine(resolveOptions({ root: pluginRoot, cacheDir, apiKey: API_KEY, baseURL: fake.baseURL, concurrency: 8, maxNewImages: 1e9, logger: silent }, pluginRoot, { env: {} }))
+  let result
+  try {
+    result = await engine.generate((await engine.scan()).requests)
+  } finally {
+    await engine.close()
+    await fake.close()
+  }
+  if (result.summary.generated !== assets) throw new Error(`warm: priming generated ${result.summary.generated} of ${assets}`)
+
+  // The baseline app: the same image files in public/img/, and a page listing them from a plain module.
+  await mkdir(join(publicRoot, 'public', 'img'), { recursive: true })
+  const list = []
+  for (const a of result.assets) {
+    const name = `${a.id}.${a.file.split('.').pop()}`
+    await copyFile(a.file, join(publicRoot, 'public', 'img', name))
+    list.push({ id: a.id, url: `/img/${name}` })
+  }
+  await writeFiles([
+    [join(publicRoot, 'index.html'), page],
+    [join(publicRoot, 'src', 'images.js'), `export default ${JSON.stringify(list, null, 2)}\n`],
+    [join(publicRoot, 'src', 'main.js'), `import images from './images.js'\n${render}`],
+  ])
+  const images = await listFiles(join(publicRoot, 'public', 'img'))
+  let totalImageBytes = 0
+  for (const f of images) totalImageBytes += (await stat(f)).size
+
+  /** @param {boolean} plugin */
+  const build = async plugin => {
+    const root = plugin ? pluginRoot : publicRoot
+    const outDir = join(root, 'dist')
+    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir })
+    const shipped = (await listFiles(outDir)).filter(f => /\.(jpe?g|png|webp)$/.test(f)).length
+    if (shipped !== assets || r.placeholders) throw new Error(`warm: ${plugin ? 'plugin' : 'public'} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
+    return r
+  }
+  // One unmeasured build of each warms the disk cache and Node's compile cache alike for both.
+  await build(true)
+  await build(false)
+  const plugin = { buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) }
+  const baseline = { buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) }
+  for (let i = 0; i < runs; i++) {
+    for (const withPlugin of i % 2 ? [false, true] : [true, false]) {
+      const r = await build(withPlugin)
+      const into = withPlugin ? plugin : baseline
+      into.buildMs.push(round(r.buildMs))
+      into.maxRssBytes.push(r.maxRssBytes)
+    }
+  }
+  const summarize = (/** @type {typeof plugin} */ s) => ({ ...s, medianMs: round(median(s.buildMs)), medianRssBytes: median(s.maxRssBytes), peakRssBytes: Math.max(...s.maxRssBytes) })
+  const p = summarize(plugin)
+  const b = summarize(baseline)
+  const ratio = round(p.medianMs / b.medianMs, 3)
+  const allowedRssBytes = b.medianRssBytes + 1.5 * totalImageBytes
+  return {
+    build: {
+      params: { assets, runs, imageBytes, totalImageBytes },
+      plugin: p,
+      public: b,
+      ratio,
+      target: 'plugin median ≤ 1.10 × public/ median',
+      met: ratio <= 1.1,
+    },
+    memory: {
+      params: { assets, totalImageBytes },
+      pluginRssBytes: p.medianRssBytes,
+      publicRssBytes: b.medianRssBytes,
+      extraRssBytes: p.medianRssBytes - b.medianRssBytes,
+      allowedRssBytes,
+      extraPerImageByte: round((p.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2),
+      target: 'plugin peak RSS ≤ public/ peak RSS + 1.5 × image bytes',
+      met: p.medianRssBytes <= allowedRssBytes,
+    },
+  }
+}

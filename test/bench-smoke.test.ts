@@ -1,0 +1,102 @@
+// `npm run bench` at tiny sizes (--smoke): every scenario runs end to end against the fake service and reports
+// numbers in the documented JSON shape. No time is ever compared with a threshold here: timings are for the bench.
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const REPO = fileURLToPath(new URL('..', import.meta.url))
+const TMP = join(REPO, 'test', '.tmp', `bench-smoke-${randomBytes(4).toString('hex')}`)
+const OUT = join(TMP, 'results.json')
+
+/** A finite number ≥ 0 (times, bytes, counts). */
+const amount = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a finite number ≥ 0')
+/** A finite number > 0. */
+const positive = () => expect.toSatisfy((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0, 'a finite number > 0')
+
+let stdout = ''
+let results: any
+
+beforeAll(async () => {
+  if (!existsSync(join(REPO, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npx tsup` first (npm test does)')
+  await mkdir(TMP, { recursive: true })
+  const env = { ...process.env }
+  for (const name of ['TOGETHER_API_KEY', 'TOGETHER_BEARER_TOKEN', 'TOGETHER_BASE_URL']) delete env[name]
+  const run = await promisify(execFile)(process.execPath, ['bench/run.mjs', '--smoke', `--out=${OUT}`], { cwd: REPO, env, maxBuffer: 16 * 1024 * 1024, timeout: 170_000 })
+  stdout = run.stdout
+  results = JSON.parse(await readFile(OUT, 'utf8'))
+}, 180_000)
+
+afterAll(async () => {
+  await rm(TMP, { recursive: true, force: true })
+})
+
+describe('bench --smoke', () => {
+  it('writes the run with the machine it ran on', () => {
+    expect(results).toMatchObject({ version: 1, smoke: true, durationMs: positive() })
+    expect(Date.parse(results.date)).not.toBeNaN()
+    expect(results.machine).toMatchObject({ nproc: positive(), cpu: expect.any(String), node: process.version, memoryGb: positive() })
+    expect(Object.keys(results.scenarios).sort()).toEqual(['cold', 'discovery', 'memory', 'rateLimit', 'warmBuild'])
+  })
+
+  it('1. cold generation: the engine, a sequential loop and an unbounded Promise.all each made every image', () => {
+    const { cold } = results.scenarios
+    expect(cold.params).toMatchObject({ n: positive(), latencyMs: positive(), concurrency: positive() })
+    expect(cold.limitMs).toBe((cold.params.n * cold.params.latencyMs) / cold.params.concurrency)
+    expect(cold.rows.map((r: any) => r.name)).toEqual(['plugin engine', 'sequential loop', 'unbounded Promise.all'])
+    for (const row of cold.rows) {
+      expect(row).toMatchObject({ wallMs: positive(), efficiency: positive(), images: cold.params.n, requests: positive(), status429: amount(), retries: amount(), cpuMs: positive() })
+      expect(row.requests).toBe(row.images + row.status429)
+    }
+    // The engine and the loop stay within the service's admission limit; every 429 of the Promise.all was retried.
+    expect(cold.rows[0].status429).toBe(0)
+    expect(cold.rows[0].serverMaxInFlight).toBeLessThanOrEqual(cold.params.concurrency)
+    expect(cold.rows[2].retries).toBe(cold.rows[2].status429)
+    expect(typeof cold.met).toBe('boolean')
+  })
+
+  it('2 and 4. warm vite build and its memory: both builds measured in every run', () => {
+    const { warmBuild, memory } = results.scenarios
+    const runs = warmBuild.params.runs
+    expect(warmBuild.params).toMatchObject({ assets: positive(), runs: positive(), totalImageBytes: positive() })
+    for (const side of [warmBuild.plugin, warmBuild.public]) {
+      expect(side.buildMs).toHaveLength(runs)
+      expect(side.maxRssBytes).toHaveLength(runs)
+      for (const v of [...side.buildMs, ...side.maxRssBytes]) expect(v).toEqual(positive())
+      expect(side).toMatchObject({ medianMs: positive(), medianRssBytes: positive(), peakRssBytes: positive() })
+    }
+    expect(warmBuild.ratio).toEqual(positive())
+    expect(memory).toMatchObject({ pluginRssBytes: warmBuild.plugin.medianRssBytes, publicRssBytes: warmBuild.public.medianRssBytes, allowedRssBytes: positive() })
+    expect(memory.allowedRssBytes).toBe(memory.publicRssBytes + 1.5 * warmBuild.params.totalImageBytes)
+  })
+
+  it('3. discovery at scale: every tier found every file and occurrence, all cached; the re-hash path was timed', () => {
+    const { discovery } = results.scenarios
+    expect(discovery.tiers.length).toBeGreaterThanOrEqual(2)
+    for (const tier of discovery.tiers) {
+      expect(tier).toMatchObject({ files: positive(), totalMs: positive(), scanMs: positive(), checkMs: positive(), maxRssBytes: positive() })
+      expect(tier.occurrences).toBe(tier.files * discovery.params.perFile)
+      expect(tier.unique).toBe(Math.round(tier.occurrences * discovery.params.uniqueShare))
+    }
+    expect(discovery.rehash).toMatchObject({ images: discovery.tiers[1].unique, trustedCheckMs: positive(), rehashCheckMs: positive(), afterRestoreCheckMs: positive() })
+  })
+
+  it('5. rate-limited service: every image generated at each concurrency, 429s counted', () => {
+    const { rateLimit } = results.scenarios
+    expect(rateLimit.params).toMatchObject({ n: positive(), perSecond: 6 })
+    expect(rateLimit.rows.map((r: any) => r.concurrency)).toEqual([4, 8])
+    for (const row of rateLimit.rows) {
+      expect(row).toMatchObject({ images: rateLimit.params.n, failed: 0, wallMs: positive(), imagesPerSecond: positive(), ofAllowance: positive(), status429: amount() })
+      expect(row.requests).toBe(row.images + row.status429)
+    }
+  })
+
+  it('prints one table per scenario', () => {
+    for (const heading of ['1. Cold generation', '2. Warm vite build', '3. Discovery', '4. Memory', '5. Rate-limited service']) expect(stdout).toContain(heading)
+    expect(stdout).toContain(OUT)
+  })
+})
