@@ -71,6 +71,22 @@ const tasks = {
     return { wallMs: performance.now() - started, images: args.prompts.length, retries, firstTry }
   },
 
+  /** The least a client can do at the same concurrency: C fetch loops, each answer written to disk, nothing else. */
+  async pool() {
+    await mkdir(args.outDir, { recursive: true })
+    let retries = 0
+    let next = 0
+    const started = performance.now()
+    const worker = async () => {
+      while (next < args.prompts.length) {
+        const i = next++
+        await writeFile(join(args.outDir, `${i}.jpg`), await naive(args.prompts[i], () => retries++))
+      }
+    }
+    await Promise.all(Array.from({ length: args.concurrency }, worker))
+    return { wallMs: performance.now() - started, images: args.prompts.length, retries }
+  },
+
   /**
    * `vite build` of a scratch app, with the plugin (offline: every image must come from the cache) or without it.
    * Timed from before Vite and the plugin are imported to the end of the build: loading them is part of a build.

@@ -1,6 +1,7 @@
 // Scenario 1: cold generation. N unique prompts against a service taking L ms per image and admitting C at once
 // (429 beyond), so no client can beat N·L/C. The plugin's engine (concurrency C) side by side with the original
-// backend's sequential loop and an unbounded Promise.all that honours retry-after.
+// backend's sequential loop and an unbounded Promise.all that honours retry-after, plus a bare pool of C fetch loops
+// (no cache, no verification): what this fake on this machine allows any client.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startFakeTogether } from '../test/fake-together.mjs'
@@ -11,7 +12,7 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
   const n = smoke ? 8 : 64
   const latencyMs = smoke ? 50 : 250
   const concurrency = 8
-  const pluginRuns = smoke ? 1 : 3
+  const repeats = smoke ? 1 : 3
   const limitMs = (n * latencyMs) / concurrency
   const root = join(run.dir, 'cold')
   const prompts = Array.from({ length: n }, (_, i) => `Cold benchmark prompt ${i}: a lighthouse on a cliff at dusk, wide shot`)
@@ -69,18 +70,25 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
   }
   try {
     const common = { dist: run.dist, baseURL: fake.baseURL, apiKey: API_KEY }
-    const plugin = /** @type {Array<Awaited<ReturnType<typeof row>>>} */ ([])
-    for (let i = 0; i < pluginRuns; i++) {
+    /** @typedef {Awaited<ReturnType<typeof row>>} Row */
+    const plugin = /** @type {Row[]} */ ([])
+    const pool = /** @type {Row[]} */ ([])
+    // The engine and the bare pool alternate, a fresh cache each time; each reported by its median run.
+    for (let i = 0; i < repeats; i++) {
       const r = await row('plugin engine', () => runChild('engine', { ...common, root, cacheDir: join(root, `cache-${i}`), concurrency }))
       if (r.images !== n) throw new Error(`cold: the engine generated ${r.images} of ${n} images`)
       plugin.push(r)
+      if (!pluginOnly) pool.push(await row('bare fetch pool', () => runChild('pool', { ...common, prompts, concurrency, outDir: join(root, `pool-${i}`) })))
     }
-    const mid = plugin.find(r => r.wallMs === median(plugin.map(p => p.wallMs))) ?? plugin[0]
-    const rows = [
-      { ...mid, runsMs: plugin.map(p => p.wallMs) },
-      ...(pluginOnly ? [] : [await row('sequential loop', () => runChild('sequential', { ...common, prompts, outDir: join(root, 'sequential') })),
-      await row('unbounded Promise.all', () => runChild('unbounded', { ...common, prompts, outDir: join(root, 'unbounded') }))]),
-    ]
+    /** @param {Row[]} runs */
+    const typical = runs => ({ ...(runs.find(r => r.wallMs === median(runs.map(p => p.wallMs))) ?? runs[0]), runsMs: runs.map(p => p.wallMs) })
+    const mid = typical(plugin)
+    const rows = /** @type {Array<Row & { runsMs?: number[] }>} */ ([mid])
+    if (!pluginOnly) {
+      rows.push(typical(pool))
+      rows.push(await row('sequential loop', () => runChild('sequential', { ...common, prompts, outDir: join(root, 'sequential') })))
+      rows.push(await row('unbounded Promise.all', () => runChild('unbounded', { ...common, prompts, outDir: join(root, 'unbounded') })))
+    }
     return {
       params: { n, latencyMs, concurrency, imageBytes, serviceMaxInFlight: concurrency },
       limitMs,

@@ -47,7 +47,7 @@ describe('bench --smoke', () => {
     const { cold } = results.scenarios
     expect(cold.params).toMatchObject({ n: positive(), latencyMs: positive(), concurrency: positive() })
     expect(cold.limitMs).toBe((cold.params.n * cold.params.latencyMs) / cold.params.concurrency)
-    expect(cold.rows.map((r: any) => r.name)).toEqual(['plugin engine', 'sequential loop', 'unbounded Promise.all'])
+    expect(cold.rows.map((r: any) => r.name)).toEqual(['plugin engine', 'bare fetch pool', 'sequential loop', 'unbounded Promise.all'])
     for (const row of cold.rows) {
       expect(row).toMatchObject({ wallMs: positive(), efficiency: positive(), images: cold.params.n, requests: positive(), status429: amount(), retries: amount(), cpuMs: positive() })
       expect(row.requests).toBe(row.images + row.status429)
@@ -55,7 +55,7 @@ describe('bench --smoke', () => {
     // The engine and the loop stay within the service's admission limit; every 429 of the Promise.all was retried.
     expect(cold.rows[0].status429).toBe(0)
     expect(cold.rows[0].serverMaxInFlight).toBeLessThanOrEqual(cold.params.concurrency)
-    expect(cold.rows[2].retries).toBe(cold.rows[2].status429)
+    expect(cold.rows[3].retries).toBe(cold.rows[3].status429)
     expect(typeof cold.met).toBe('boolean')
   })
 
