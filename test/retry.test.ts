@@ -195,6 +195,28 @@ describe('withRetry', () => {
     }
   })
 
+  it('does not count a 429 that says when to come back against `retries`', async () => {
+    const paced = () => new ApiError('FLUX_RATE_LIMIT', 'the API answered 429', 429, true, 1)
+    const { fn, attempts } = failing(paced(), paced(), paced(), paced(), paced(), retryable(500), paced(), retryable(503))
+    await expect(withRetry(fn, { ...fast, retries: 2 })).resolves.toBe('ok')
+    expect(attempts).toHaveLength(9)
+    // A 429 with no wait named is an ordinary failure.
+    const bare = failing(...Array.from({ length: 5 }, () => new ApiError('FLUX_RATE_LIMIT', 'the API answered 429', 429, true)))
+    await expect(withRetry(bare.fn, { ...fast, retries: 2 })).rejects.toThrow('429')
+    expect(bare.attempts).toHaveLength(3)
+  })
+
+  it('caps the waits of paced 429s at maxRetryDelay in all, then counts them as failures', async () => {
+    const paced = () => new ApiError('FLUX_RATE_LIMIT', 'the API answered 429', 429, true, 4)
+    const { fn, attempts } = failing(...Array.from({ length: 20 }, paced))
+    const delays: number[] = []
+    const error = await withRetry(fn, { ...fast, retries: 1, maxRetryDelay: 10, onRetry: (_e, _a, d) => delays.push(d) }).catch(e => e)
+    expect(error.message).toBe('the API answered 429')
+    // Two paced waits (8 ms of 10), then the third 429 uses the one retry, and the fourth ends it.
+    expect(delays).toEqual([4, 4, 4])
+    expect(attempts).toHaveLength(4)
+  })
+
   it('stops waiting and rejects when the signal aborts during a backoff', async () => {
     const controller = new AbortController()
     const { fn, attempts } = failing(retryable(503, 60_000))
