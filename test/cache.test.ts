@@ -1,6 +1,7 @@
 // ImageCache on a real disk: round trip, the record, atomic writes, integrity misses, keys/remove, and (through the
 // engine and the fake) that a broken entry is replaced and that placeholders are never cached.
-import { readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ImageCache } from '../src/core/cache'
@@ -213,6 +214,19 @@ describe('keys / remove', () => {
     // Not a key: nothing happens.
     await cache.remove('..')
     expect(await cache.keys()).toEqual([keyOf('keep')])
+  })
+})
+
+describe('cleanTemp', () => {
+  it('removes the lock of a dead process, keeps a live one, and skips a lock another process has created but not yet written', async () => {
+    const locks = join(dir, '.flux-cache', `v${CACHE_VERSION}`, 'locks')
+    await mkdir(locks, { recursive: true })
+    const host = hostname()
+    await writeFile(join(locks, 'dead.lock'), JSON.stringify({ pid: 2 ** 22 + 1, host, at: Date.now() }))
+    await writeFile(join(locks, 'live.lock'), JSON.stringify({ pid: process.pid, host, at: Date.now() }))
+    await writeFile(join(locks, 'empty.lock'), '')
+    await expect(cache.cleanTemp()).resolves.toBe(1)
+    expect((await readdir(locks)).sort()).toEqual(['empty.lock', 'live.lock'])
   })
 })
 

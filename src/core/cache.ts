@@ -180,7 +180,10 @@ export class ImageCache {
       }
     }
     for (const name of await readdir(this.locks).catch(() => [] as string[])) {
-      const holder = await readFile(join(this.locks, name), 'utf8').then(t => JSON.parse(t) as { pid?: number; host?: string }, () => undefined)
+      // Empty while another process is between creating its lock and writing it: not ours to judge, skip it.
+      const holder = await readFile(join(this.locks, name), 'utf8')
+        .then(t => JSON.parse(t) as { pid?: number; host?: string })
+        .catch(() => undefined)
       if (holder?.host === hostname() && !isAlive(Number(holder.pid))) {
         await rm(join(this.locks, name), { force: true })
         removed++
