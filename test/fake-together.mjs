@@ -16,7 +16,8 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  * @property {number} [expire] url mode: the download answers 404
  *
  * @typedef {object} FakeTogetherOptions
- * @property {number} [latencyMs] time a generation takes (fault answers wait at most 10 ms). Default 0.
+ * @property {number} [latencyMs] time a generation takes, from admission to the answer, making the image included
+ *   (fault answers wait at most 10 ms). Default 0.
  * @property {string[]} [apiKeys] accepted keys; default: any non-empty Bearer token.
  * @property {number} [credits] images that can still be billed. Default Infinity.
  * @property {string[]} [retiredModels] answered 404 model_not_available.
@@ -334,7 +335,6 @@ export async function startFakeTogether(options = {}) {
         data.push({ index, type: 'url', url: `${opts.urlBase ?? `${fake.origin}/shrt/`}${id}`, timings })
       }
     }
-    stats.generations += p.n
     return { id: `fake-${nextId++}`, model: p.model, object: 'list', data }
   }
 
@@ -346,6 +346,7 @@ export async function startFakeTogether(options = {}) {
         const { params } = parseParams(body)
         await sleep(forced.delayMs ?? opts.latencyMs)
         opts.credits = Math.max(0, opts.credits - params.n)
+        stats.generations += params.n
         return send(res, 200, success(params, { truncate: false, expire: false }), forced.headers)
       }
       await sleep(forced.delayMs ?? 0)
@@ -370,6 +371,7 @@ export async function startFakeTogether(options = {}) {
     }
 
     admitted++
+    const admittedAt = performance.now()
     try {
       const f = opts.faults
       const r = random()
@@ -382,12 +384,16 @@ export async function startFakeTogether(options = {}) {
         return send(res, status, { error: defaultError(status) }, status === 429 ? { 'retry-after': opts.retryAfter ?? '1', 'x-ratelimit-remaining': '0' } : {})
       }
       opts.credits -= params.n // reserved now, so concurrent requests cannot overspend
-      await sleep(opts.latencyMs)
       const truncate = dl < (f.truncate ?? 0)
       const expire = !truncate && dl < (f.truncate ?? 0) + (f.expire ?? 0)
+      // latencyMs is the whole answer time from admission, like a real service's: making and encoding the image
+      // (~15 ms for 150 KB on this one thread) is part of it, not added to it.
+      const answer = JSON.stringify(success(params, { truncate, expire }))
+      await sleep(opts.latencyMs - (performance.now() - admittedAt))
+      stats.generations += params.n
       /** @type {Record<string, string>} */
       const headers = Number.isFinite(opts.ratePerSecond) ? { 'x-ratelimit-limit': String(opts.ratePerSecond), 'x-ratelimit-remaining': String(Math.floor(tokens)) } : {}
-      send(res, 200, success(params, { truncate, expire }), headers)
+      send(res, 200, answer, headers)
     } finally {
       admitted--
     }
