@@ -8,7 +8,7 @@ import { BudgetError, StrictError } from '../src/core/errors'
 import { cacheKey } from '../src/core/key'
 import type { ImageSettings, Progress } from '../src/core/types'
 import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
-import { allText, API_KEY, cachedKeys, fakeOptions, generationBodies, recordingLogger, removeDir, runEngine, scene, SMALL, tempDir, writeScripts } from './core-helpers'
+import { allText, API_KEY, cachedKeys, engineFor, fakeOptions, generationBodies, recordingLogger, removeDir, runEngine, scene, SMALL, tempDir, writeScripts } from './core-helpers'
 
 let fake: FakeTogether
 let root: string
@@ -282,6 +282,29 @@ describe('prompts, concurrency, abort', () => {
 
     fake.reset()
     await generate({ concurrency: 1, cacheDir: 'cache-serial' })
+    expect(fake.stats.maxInFlight).toBe(1)
+  })
+
+  it('a request slot is freed once the answer is in: a slow cache write does not hold back the next request', async () => {
+    await writeScripts(root, { 'a.script.json': scene({ a: 'slot one', b: 'slot two' }) })
+    const engine = engineFor(root, { ...SMALL, ...fakeOptions(fake), concurrency: 1, logger: recordingLogger() })
+    const put = engine.cache.put.bind(engine.cache)
+    let requestsWhileFirstWrite = 0
+    engine.cache.put = async (...args) => {
+      // The first write waits for the second request (up to 5 s): with the slot still held it would never come.
+      if (!requestsWhileFirstWrite) {
+        for (let i = 0; i < 100 && fake.stats.requests < 2; i++) await new Promise(r => setTimeout(r, 50))
+        requestsWhileFirstWrite = fake.stats.requests
+      }
+      return put(...args)
+    }
+    try {
+      const { summary } = await engine.generate((await engine.scan()).requests)
+      expect(summary.generated).toBe(2)
+    } finally {
+      await engine.close()
+    }
+    expect(requestsWhileFirstWrite).toBe(2)
     expect(fake.stats.maxInFlight).toBe(1)
   })
 

@@ -76,7 +76,10 @@ describe('crash safety (SIGKILL)', () => {
     // Every record is a complete, verified image; the dead run's locks are still there (it could not release them).
     const committed = await assertCacheConsistent(cacheDir)
     expect(committed).toHaveLength(4)
-    expect(lockFiles(cacheDir)).toHaveLength(3)
+    // Three for the requests in flight, plus any committed entry whose lock was not yet released at the kill (a
+    // request slot is freed once its answer is in, before the write and the release).
+    expect(lockFiles(cacheDir).length).toBeGreaterThanOrEqual(3)
+    expect(lockFiles(cacheDir).length).toBeLessThanOrEqual(3 + committed.length)
     // A run killed between committing an entry and releasing its lock: the next run finds a hit and never asks for
     // that lock, so the lock must be cleaned up like the temp files.
     const locks = join(cacheRoot(cacheDir), 'locks')
