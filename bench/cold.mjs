@@ -58,6 +58,9 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
       serviceMs: serviceMs === undefined ? null : round(serviceMs, 1),
       // Against what this fake actually took per image: how much of the gap the client itself leaves.
       efficiencyVsService: serviceMs === undefined ? null : round((n * serviceMs) / concurrency / result.wallMs, 3),
+      // From the first request's arrival to the last image's answer: the wall time without the client's start-up
+      // inside generate() (the engine loads undici on first use, ~130 ms).
+      firstRequestToLastAnswerMs: arrivals.length && answers.length ? round(answers[answers.length - 1] - arrivals[0]) : null,
       images: result.images,
       requests: fake.stats.requests,
       status429: fake.stats.byStatus[429] ?? 0,
