@@ -1,4 +1,4 @@
-export { createEngine, generateAssets, type Engine } from './core/generate'
+export { createEngine, generateAssets, type Engine, type EngineResult } from './core/generate'
 export { resolveOptions } from './core/options'
 export { ApiError, BudgetError, FluxError, ImageError, ScriptError, StrictError } from './core/errors'
 export { formatSummary } from './core/price'

@@ -308,6 +308,23 @@ describe('prompts, concurrency, abort', () => {
     expect(fake.stats.maxInFlight).toBe(1)
   })
 
+  it("the engine's result carries the verified cache entry of each image (what the plugin emits from), none for a placeholder", async () => {
+    await writeScripts(root, { 'a.script.json': scene({ a: 'hit one', b: 'hit two', c: 'hit one' }) })
+    const engine = engineFor(root, { ...SMALL, ...fakeOptions(fake), logger: recordingLogger() })
+    try {
+      const { assets, hits } = await engine.generate((await engine.scan()).requests)
+      expect(hits.size).toBe(2)
+      for (const a of assets) expect(hits.get(a.key)).toMatchObject({ file: a.file, record: { key: a.key, prompt: a.prompt } })
+    } finally {
+      await engine.close()
+    }
+    const offline = engineFor(root, { ...SMALL, offline: true, logger: recordingLogger() })
+    await writeScripts(root, { 'b.script.json': scene({ d: 'never generated' }) })
+    const { assets, hits } = await offline.generate((await offline.scan()).requests)
+    expect(assets.find(a => a.id === 'd')).toMatchObject({ placeholder: true })
+    expect(hits.size).toBe(2)
+  })
+
   it('an abort signal stops the run: it rejects with the reason, sends nothing more, and keeps what finished', async () => {
     fake.set({ latencyMs: 150 })
     await writeScripts(root, { 'a.script.json': scene({ a: 'ab1', b: 'ab2', c: 'ab3', d: 'ab4', e: 'ab5' }) })

@@ -9,7 +9,7 @@ import { sha256 } from './key'
 import { resolveOptions } from './options'
 import { formatSummary } from './price'
 import { parseScript } from './scan'
-import type { AssetRecord, FluxAssetsOptions, Logger, RunSummary } from './types'
+import type { AssetRecord, CacheHit, FluxAssetsOptions, Logger, RunSummary } from './types'
 
 /** One image as the bundle ships it. */
 export interface OutputImage {
@@ -65,6 +65,8 @@ export class FluxContext {
   /** The counts behind the last full scan's summary line. */
   summary: RunSummary | undefined
   private records = new Map<string, AssetRecord>()
+  /** The cache entries the engine verified for those records: emitting reads them without checking them twice. */
+  private hits = new Map<string, CacheHit>()
   /** This build's emitted images by key: a promise, so concurrent callers share one emit. */
   private images = new Map<string, Promise<OutputImage>>()
   /** The current build's startBuild: loads wait for it, and fail with it when it failed. */
@@ -152,6 +154,7 @@ export class FluxContext {
     this.files = files
     this.records.clear()
     for (const record of result.assets) this.records.set(recordId(record), record)
+    this.hits = new Map(result.hits)
     this.summary = result.summary
     return formatSummary(result.summary)
   }
@@ -164,7 +167,9 @@ export class FluxContext {
     const { requests, issues } = parseScript(source, script, engine.options)
     if (issues.length) throw new ScriptError(issues)
     const missing = requests.filter(r => this.records.get(recordId(r))?.key !== r.key)
-    const fresh = new Map((missing.length ? (await engine.generate(missing, this.signal())).assets : []).map(a => [a.pointer, a]))
+    const result = missing.length ? await engine.generate(missing, this.signal()) : undefined
+    for (const [key, hit] of result?.hits ?? []) this.hits.set(key, hit)
+    const fresh = new Map((result?.assets ?? []).map(a => [a.pointer, a]))
     const records = requests.map(r => fresh.get(r.pointer) ?? this.records.get(recordId(r))!)
     // The file is the truth for its own assets: drop the ones it no longer has.
     const current = new Set(records.map(recordId))
@@ -191,7 +196,8 @@ export class FluxContext {
   private async emitImage(record: AssetRecord, out: BuildOutput): Promise<OutputImage> {
     let source: Uint8Array | string
     let ext: string
-    const hit = record.file ? await this.need().cache.get(record.key) : undefined
+    const hit = record.file ? (this.hits.get(record.key) ?? (await this.need().cache.get(record.key))) : undefined
+    // read() checks the bytes against the record's size and sha256 once more: a broken file is never shipped.
     const bytes = hit && (await this.need().cache.read(hit))
     if (bytes) {
       source = bytes

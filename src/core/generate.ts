@@ -8,6 +8,12 @@ import { scanScripts } from './scan'
 import type { ImageProvider } from './together'
 import type { AssetRecord, AssetRequest, CacheHit, FluxAssetsOptions, GenerateResult, Progress, ResolvedOptions } from './types'
 
+/** What the engine's generate() gives its callers (the plugin, the CLI): the result, and the cache entries behind it. */
+export interface EngineResult extends GenerateResult {
+  /** The verified cache entry of every key that has an image, so a caller can read it without checking it again. */
+  hits: ReadonlyMap<string, CacheHit>
+}
+
 /** How one unique image (cache key) ended up in this run. */
 interface Outcome {
   hit?: CacheHit
@@ -26,7 +32,7 @@ export interface Engine {
   /** Finds and validates every script. Throws ScriptError listing every problem. */
   scan(): ReturnType<typeof scanScripts>
   /** Makes sure every request has an image: from the cache, generated, or a placeholder. */
-  generate(requests: AssetRequest[], signal?: AbortSignal): Promise<GenerateResult>
+  generate(requests: AssetRequest[], signal?: AbortSignal): Promise<EngineResult>
   /** Closes connections. */
   close(): Promise<void>
 }
@@ -38,7 +44,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   let cleaned = false
   const secret = options.apiKey
 
-  async function generate(requests: AssetRequest[], signal = options.signal): Promise<GenerateResult> {
+  async function generate(requests: AssetRequest[], signal = options.signal): Promise<EngineResult> {
     const started = performance.now()
     if (!cleaned) {
       cleaned = true
@@ -107,7 +113,9 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
       const lines = assets.filter(a => a.placeholder).map(a => `  ${a.script} ${a.pointer}: ${a.error}`)
       throw new StrictError(`strict: ${summary.placeholders} image${summary.placeholders === 1 ? '' : 's'} could not be had:\n${lines.join('\n')}`)
     }
-    return { assets, summary }
+    const verified = new Map<string, CacheHit>()
+    for (const [key, outcome] of outcomes) if (outcome.hit) verified.set(key, outcome.hit)
+    return { assets, summary, hits: verified }
   }
 
   async function generateMissing(
@@ -217,7 +225,8 @@ export async function generateAssets(user: FluxAssetsOptions = {}): Promise<Gene
   const engine = createEngine(resolveOptions(user))
   try {
     const { requests } = await engine.scan()
-    return await engine.generate(requests)
+    const { assets, summary } = await engine.generate(requests)
+    return { assets, summary }
   } finally {
     await engine.close()
   }
