@@ -97,6 +97,14 @@ describe('key and base URL', () => {
     expect(resolveWith({ TOGETHER_API_KEY: '', TOGETHER_BASE_URL: '' })).toMatchObject({ apiKey: 'sk-test-from-dotenv', baseURL: 'http://127.0.0.1:9/v1' })
   })
 
+  it('a key in the real environment under either name wins over a key in .env under either name', async () => {
+    await dotEnv('TOGETHER_API_KEY=sk-test-from-dotenv\n')
+    expect(resolveWith({ TOGETHER_BEARER_TOKEN: 'sk-test-bearer-from-env' }).apiKey).toBe('sk-test-bearer-from-env')
+    await dotEnv('TOGETHER_BEARER_TOKEN=sk-test-bearer-from-dotenv\n')
+    expect(resolveWith({ TOGETHER_API_KEY: 'sk-test-from-env' }).apiKey).toBe('sk-test-from-env')
+    expect(resolveWith({}).apiKey).toBe('sk-test-bearer-from-dotenv')
+  })
+
   it('options win over both', async () => {
     await dotEnv('TOGETHER_API_KEY=sk-test-from-dotenv\nTOGETHER_BASE_URL=http://127.0.0.1:9/v1\n')
     const o = resolveWith({ TOGETHER_API_KEY: 'sk-test-from-env', TOGETHER_BASE_URL: 'http://127.0.0.1:10/v1' }, { apiKey: 'sk-test-option', baseURL: 'http://127.0.0.1:11/v1' })

@@ -25,7 +25,9 @@ export interface ResolveContext {
 /** Applies every default and checks every value, once. Returns a fresh object; never mutates the user's. */
 export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ?? process.cwd(), context: ResolveContext = {}): ResolvedOptions {
   root = resolve(user.root ?? root)
-  const env = { ...readDotEnv(root), ...withoutEmpty(context.env ?? process.env) }
+  const real = withoutEmpty(context.env ?? process.env)
+  const dotEnv = readDotEnv(root)
+  const env = { ...dotEnv, ...real }
   const cacheDir = resolve(root, user.cacheDir ?? '.flux-cache')
 
   const exclude = ['**/node_modules/**', '**/.*/**']
@@ -42,7 +44,8 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
     include: toArray(user.include) ?? DEFAULT_INCLUDE,
     exclude: toArray(user.exclude) ?? exclude,
     cacheDir,
-    apiKey: user.apiKey || env.TOGETHER_API_KEY || env.TOGETHER_BEARER_TOKEN || undefined,
+    // A key in the real environment, under either name, wins over one in .env (CI secrets over a stray .env).
+    apiKey: user.apiKey || real.TOGETHER_API_KEY || real.TOGETHER_BEARER_TOKEN || dotEnv.TOGETHER_API_KEY || dotEnv.TOGETHER_BEARER_TOKEN || undefined,
     baseURL,
     responseFormat: oneOf('responseFormat', user.responseFormat, ['base64', 'url'], 'base64'),
     promptPrefix: user.promptPrefix ?? '',
