@@ -155,8 +155,12 @@ export interface Cli {
 
 /** Starts `flux-assets <args>` in cwd with exactly the given env (see childEnv). */
 export async function spawnCli(args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<Cli> {
-  const entry = await cliEntry()
-  const child = spawn(process.execPath, [entry, ...args], { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawnNode([await cliEntry(), ...args], options.cwd, options.env)
+}
+
+/** Starts `node <args>` and collects its output as it comes. */
+function spawnNode(args: string[], cwd: string, env: NodeJS.ProcessEnv): Cli {
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8').on('data', d => (stdout += d))
@@ -238,26 +242,7 @@ export function viteBuildEntry(): Promise<string> {
  * JSON-serialisable options (64×64 and a silent logger by default). Same handle as spawnCli.
  */
 export async function spawnViteBuild(root: string, options: FluxAssetsOptions, env: NodeJS.ProcessEnv = childEnv()): Promise<Cli> {
-  const entry = await viteBuildEntry()
-  const child = spawn(process.execPath, [entry, root, JSON.stringify(options)], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.setEncoding('utf8').on('data', d => (stdout += d))
-  child.stderr!.setEncoding('utf8').on('data', d => (stderr += d))
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('close', (code, signal) => resolve({ code, signal }))
-  })
-  return {
-    child,
-    get stdout() {
-      return stdout
-    },
-    get stderr() {
-      return stderr
-    },
-    exited,
-  }
+  return spawnNode([await viteBuildEntry(), root, JSON.stringify(options)], root, env)
 }
 
 /** The usual env for a child talking to the fake with the sentinel key. */
