@@ -27,7 +27,6 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
   root = resolve(user.root ?? root)
   const real = withoutEmpty(context.env ?? process.env)
   const dotEnv = readDotEnv(root)
-  const env = { ...dotEnv, ...real }
   const cacheDir = resolve(root, user.cacheDir ?? '.flux-cache')
 
   const exclude = ['**/node_modules/**', '**/.*/**']
@@ -36,7 +35,7 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
     if (rel && !rel.startsWith('..') && !isAbsolute(rel)) exclude.push(`${rel}/**`)
   }
 
-  const baseURL = (user.baseURL ?? env.TOGETHER_BASE_URL ?? DEFAULT_BASE_URL).replace(/\/+$/, '')
+  const baseURL = (user.baseURL ?? real.TOGETHER_BASE_URL ?? dotEnv.TOGETHER_BASE_URL ?? DEFAULT_BASE_URL).replace(/\/+$/, '')
   check(/^https?:\/\//.test(baseURL), 'baseURL', `must be an http(s) URL, got ${JSON.stringify(baseURL)}`)
 
   return {
