@@ -115,3 +115,41 @@ describe('cache key of parsed assets', () => {
     }
   })
 })
+
+/**
+ * Golden keys: literals computed by the code of 2026-12-02 (v0.1.0), before any refactor or model change. Users'
+ * caches are addressed by these exact keys: if one of these fails, every cached image of a project pinned to
+ * FLUX.1-schnell would be orphaned and paid for again. Never update a literal to make this pass.
+ */
+describe('golden cache keys (existing caches keep working)', () => {
+  const SCRIPT = JSON.stringify({
+    visual_track: [
+      {
+        assets: {
+          avatar: 'A professional businessman in a suit',
+          prop: { prompt: 'A laptop showing code', seed: 42, outputFormat: 'png', width: 512, height: 512, steps: 8 },
+        },
+      },
+    ],
+  })
+  const keys = (user: Parameters<typeof resolveOptions>[0]) => {
+    const options = resolveOptions({ root: '/nonexistent-flux-root', ...user }, undefined, { env: {} })
+    const { requests, issues } = parseScript(SCRIPT, 'a.script.json', options)
+    expect(issues).toEqual([])
+    return Object.fromEntries(requests.map(r => [r.id, r.key]))
+  }
+
+  it('FLUX.1-schnell pinned, no steps set: the keys of today (steps 4 keyed by default)', () => {
+    expect(keys({ model: 'black-forest-labs/FLUX.1-schnell' })).toEqual({
+      avatar: 'da835bfaa1e0d7b06f7e228e72f26c916d0b65aa57da2f561bd9eba3b4a06b48',
+      prop: '5f4a474dd5e2448bca2b0dbdab177c85dda9cd6f88df67d60ec690e815b177f0',
+    })
+  })
+
+  it('with prompt prefix, suffix and a global seed', () => {
+    expect(keys({ model: 'black-forest-labs/FLUX.1-schnell', promptPrefix: 'Style: ', promptSuffix: ', 4k', seed: 7 })).toEqual({
+      avatar: 'bcd272f4a3e403507405a8fe154f8c872259804a58facc7379a43f09211e2345',
+      prop: '405cb4b8302a86164f9ea3556ba77fb2e1bb6c2be894b3853d2819a2a1411321',
+    })
+  })
+})
