@@ -1,10 +1,10 @@
-// ImageCache on a real disk: round trip, the record, atomic writes, integrity misses, keys/remove, and (through the
+// FileStore on a real disk: round trip, the record, atomic writes, integrity misses, keys/remove, and (through the
 // engine and the fake) that a broken entry is replaced and that placeholders are never cached.
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ImageCache } from '../src/core/cache'
+import { FileStore } from '../src/core/store'
 import { ImageError } from '../src/core/errors'
 import { CACHE_VERSION, cacheKey, sha256 } from '../src/core/key'
 import type { CacheRecord, ImageSettings } from '../src/core/types'
@@ -12,10 +12,10 @@ import { makeJpeg, makePng, startFakeTogether, type FakeTogether } from './fake-
 import { cachedKeys, fakeOptions, relFilesUnder, removeDir, runEngine, scene, tempDir, writeScripts } from './core-helpers'
 
 let dir: string
-let cache: ImageCache
+let cache: FileStore
 beforeEach(async () => {
   dir = await tempDir('cache')
-  cache = new ImageCache(join(dir, '.flux-cache'))
+  cache = new FileStore(join(dir, '.flux-cache'))
 })
 afterEach(async () => removeDir(dir))
 
@@ -217,7 +217,7 @@ describe('keys / remove', () => {
   })
 })
 
-describe('cleanTemp', () => {
+describe('KeyLock.sweep', () => {
   it('removes the lock of a dead process, keeps a live one, and skips a lock another process has created but not yet written', async () => {
     const locks = join(dir, '.flux-cache', `v${CACHE_VERSION}`, 'locks')
     await mkdir(locks, { recursive: true })
@@ -225,7 +225,7 @@ describe('cleanTemp', () => {
     await writeFile(join(locks, 'dead.lock'), JSON.stringify({ pid: 2 ** 22 + 1, host, at: Date.now() }))
     await writeFile(join(locks, 'live.lock'), JSON.stringify({ pid: process.pid, host, at: Date.now() }))
     await writeFile(join(locks, 'empty.lock'), '')
-    await expect(cache.cleanTemp()).resolves.toBe(1)
+    await expect(cache.locks.sweep()).resolves.toBe(1)
     expect((await readdir(locks)).sort()).toEqual(['empty.lock', 'live.lock'])
   })
 })

@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { main } from '../src/core/cli'
-import { formatCost, formatSummary } from '../src/core/price'
+import { formatCost } from '../src/core/price'
+import { formatSummary } from '../src/core/summary'
 import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
 import { API_KEY, cachedKeys, captureIO, engineFor, REPO, removeDir, scene, tempDir, TMP, writeScripts } from './core-helpers'
 
@@ -145,18 +146,31 @@ describe('generate', () => {
 })
 
 describe('output a person can follow', () => {
-  it('in a TTY: a progress line on stderr (done/total, cached, generating, failed), cleared before the summary', async () => {
+  it('in a TTY: a progress line on stderr (done/total, cached, generated, generating, failed), cleared before the summary', async () => {
     useFake()
     await THREE()
     const run = await cli(['generate', ...SIZE], { tty: true })
     expect(run.code).toBe(0)
     const updates = run.stderr.split('\r\x1b[K').filter(Boolean)
     expect(updates.length).toBeGreaterThan(1)
-    for (const u of updates) expect(u).toMatch(/^\d\/3 · \d cached · \d generating · \d failed$/)
-    expect(updates[0]).toBe('0/3 · 0 cached · 0 generating · 0 failed')
-    expect(updates.at(-1)).toBe('3/3 · 0 cached · 0 generating · 0 failed')
+    for (const u of updates) expect(u).toMatch(/^\d\/3 · \d cached · \d generated · \d generating · \d failed$/)
+    expect(updates[0]).toBe('0/3 · 0 cached · 0 generated · 0 generating · 0 failed')
+    expect(updates.at(-1)).toBe('3/3 · 0 cached · 3 generated · 0 generating · 0 failed')
     expect(run.stderr.endsWith('\r\x1b[K')).toBe(true) // the line is cleared, the summary stands alone
     expect(run.stdout.trimEnd()).toMatch(SUMMARY)
+  })
+
+  it('in a TTY, with a failure: the progress line counts it as failed, never as generated, and agrees with the summary', async () => {
+    useFake()
+    await THREE()
+    // One image's own failure (a 400 for its prompt): not retried, the other two are made.
+    fake.enqueue({ status: 400 })
+    const run = await cli(['generate', ...SIZE], { tty: true })
+    expect(run.code).toBe(0)
+    const last = run.stderr.split('\r\x1b[K').filter(u => /^\d\/3 · /.test(u)).at(-1)
+    expect(last).toBe('3/3 · 0 cached · 2 generated · 0 generating · 1 failed')
+    expect(run.stdout.trimEnd()).toMatch(/^3 assets · 2 generated · 0 cached · 1 placeholder · 1 failed · /)
+    expect(fake.stats.generations).toBe(2)
   })
 
   it('not a TTY (or --json): no progress line, no control characters', async () => {
@@ -247,7 +261,7 @@ describe('exit codes', () => {
     [['frobnicate'], /^flux-assets: unknown command "frobnicate"/],
     [['--width'], /^flux-assets: Option '--width' argument/],
     [['--width', 'abc'], /^flux-assets: --width expects a number, got "abc"/],
-    [['--width', '100'], /^flux-assets: flux-assets option "width" must be a positive multiple of 8, got 100/],
+    [['--width', '100'], /^flux-assets: flux-assets option "width" must be a multiple of 8 from 8 to 4096, got 100/],
     [['--concurrency', '0'], /^flux-assets: flux-assets option "concurrency" must be an integer from 1 to 64, got 0/],
     [['--response-format', 'xml'], /^flux-assets: flux-assets option "responseFormat" must be one of base64, url, got "xml"/],
     [['--json=yes'], /^flux-assets: Option '--json' does not take an argument/],

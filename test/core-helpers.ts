@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { main } from '../src/core/cli'
-import { createEngine, type Engine } from '../src/core/generate'
+import { createEngine, type Engine } from '../src/core/engine'
 import { resolveOptions } from '../src/core/options'
 import type { FluxAssetsOptions, GenerateResult, Logger } from '../src/core/types'
 

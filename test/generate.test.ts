@@ -288,9 +288,9 @@ describe('prompts, concurrency, abort', () => {
   it('a request slot is freed once the answer is in: a slow cache write does not hold back the next request', async () => {
     await writeScripts(root, { 'a.script.json': scene({ a: 'slot one', b: 'slot two' }) })
     const engine = engineFor(root, { ...SMALL, ...fakeOptions(fake), concurrency: 1, logger: recordingLogger() })
-    const put = engine.cache.put.bind(engine.cache)
+    const put = engine.store.put.bind(engine.store)
     let requestsWhileFirstWrite = 0
-    engine.cache.put = async (...args) => {
+    engine.store.put = async (...args) => {
       // The first write waits for the second request (up to 5 s): with the slot still held it would never come.
       if (!requestsWhileFirstWrite) {
         for (let i = 0; i < 100 && fake.stats.requests < 2; i++) await new Promise(r => setTimeout(r, 50))

@@ -134,9 +134,9 @@ describe('key and base URL', () => {
 
 describe('invalid options', () => {
   const BAD: Array<[FluxAssetsOptions, RegExp]> = [
-    [{ width: 100 }, /^flux-assets option "width" must be a positive multiple of 8, got 100$/],
-    [{ height: 0 }, /^flux-assets option "height" must be an integer from 8 to 4096, got 0$/],
-    [{ width: 1024.5 }, /"width" must be an integer/],
+    [{ width: 100 }, /^flux-assets option "width" must be a multiple of 8 from 8 to 4096, got 100$/],
+    [{ height: 0 }, /^flux-assets option "height" must be a multiple of 8 from 8 to 4096, got 0$/],
+    [{ width: 1024.5 }, /"width" must be a multiple of 8/],
     [{ steps: 0 }, /^flux-assets option "steps" must be an integer from 1 to 100, got 0$/],
     [{ seed: -1 }, /"seed" must be an integer from 0/],
     [{ concurrency: 0 }, /^flux-assets option "concurrency" must be an integer from 1 to 64, got 0$/],
@@ -149,7 +149,7 @@ describe('invalid options', () => {
     [{ outputFormat: 'gif' as 'png' }, /^flux-assets option "outputFormat" must be one of jpeg, png, got "gif"$/],
     [{ model: '  ' }, /^flux-assets option "model" must be a non-empty string$/],
     [{ baseURL: 'ftp://example.com/v1' }, /^flux-assets option "baseURL" must be an http\(s\) URL, got "ftp:\/\/example.com\/v1"$/],
-    [{ width: '512' as unknown as number }, /"width" must be an integer from 8 to 4096, got "512"/],
+    [{ width: '512' as unknown as number }, /"width" must be a multiple of 8 from 8 to 4096, got "512"/],
   ]
 
   it.each(BAD)('%o → a FluxError naming the option and the value', (user, message) => {

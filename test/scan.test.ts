@@ -239,21 +239,24 @@ describe('parseScript: validation', () => {
 
   it('checks every override and names the offending key', () => {
     const at = (key: string) => `/visual_track/0/assets/hero/${key}`
-    const SIZE = 'expected a positive multiple of 8 (at most 4096)'
+    // The same words as the global option's (schema.ts), with the value that was wrong.
+    const SIZE = (bad: unknown) => `must be a multiple of 8 from 8 to 4096, got ${typeof bad === 'number' ? bad : JSON.stringify(bad)}`
     for (const bad of [0, -8, 12, 8.5, 4104, '512', null]) {
-      expect(issuesOf(scene({ hero: { prompt: 'p', width: bad } }))).toEqual([[at('width'), SIZE]])
-      expect(issuesOf(scene({ hero: { prompt: 'p', height: bad } }))).toEqual([[at('height'), SIZE]])
+      expect(issuesOf(scene({ hero: { prompt: 'p', width: bad } }))).toEqual([[at('width'), SIZE(bad)]])
+      expect(issuesOf(scene({ hero: { prompt: 'p', height: bad } }))).toEqual([[at('height'), SIZE(bad)]])
     }
     expect(issuesOf(scene({ hero: { prompt: 'p', width: 8, height: 4096 } }))).toEqual([])
-    for (const bad of [0, 101, 2.5, '4']) expect(issuesOf(scene({ hero: { prompt: 'p', steps: bad } }))).toEqual([[at('steps'), 'expected an integer from 1 to 100']])
+    const got = (bad: unknown) => `got ${typeof bad === 'number' ? bad : JSON.stringify(bad)}`
+    for (const bad of [0, 101, 2.5, '4']) expect(issuesOf(scene({ hero: { prompt: 'p', steps: bad } }))).toEqual([[at('steps'), `must be an integer from 1 to 100, ${got(bad)}`]])
     expect(issuesOf(scene({ hero: { prompt: 'p', steps: 1 } }))).toEqual([])
     expect(issuesOf(scene({ hero: { prompt: 'p', steps: 100 } }))).toEqual([])
     for (const bad of [-1, 1.5, 2 ** 53, '1']) {
-      expect(issuesOf(scene({ hero: { prompt: 'p', seed: bad } }))).toEqual([[at('seed'), 'expected an integer from 0 to 9007199254740991']])
+      expect(issuesOf(scene({ hero: { prompt: 'p', seed: bad } }))).toEqual([[at('seed'), `must be an integer from 0 to 9007199254740991, ${got(bad)}`]])
     }
     expect(issuesOf(scene({ hero: { prompt: 'p', seed: 2 ** 53 - 1 } }))).toEqual([])
-    for (const bad of ['', '  ', 3, null]) expect(issuesOf(scene({ hero: { prompt: 'p', model: bad } }))).toEqual([[at('model'), 'expected a non-empty model id']])
-    for (const bad of ['webp', 'JPEG', 'jpg', null]) expect(issuesOf(scene({ hero: { prompt: 'p', outputFormat: bad } }))).toEqual([[at('outputFormat'), 'expected "jpeg" or "png"']])
+    for (const bad of ['', '  ']) expect(issuesOf(scene({ hero: { prompt: 'p', model: bad } }))).toEqual([[at('model'), 'must be a non-empty string']])
+    for (const bad of [3, null]) expect(issuesOf(scene({ hero: { prompt: 'p', model: bad } }))).toEqual([[at('model'), `must be a string, ${got(bad)}`]])
+    for (const bad of ['webp', 'JPEG', 'jpg', null]) expect(issuesOf(scene({ hero: { prompt: 'p', outputFormat: bad } }))).toEqual([[at('outputFormat'), `must be one of jpeg, png, ${got(bad)}`]])
   })
 
   it('rejects unknown override keys, including __proto__', () => {
@@ -279,8 +282,8 @@ describe('parseScript: validation', () => {
       ['/visual_track/0/assets/bad', NOT_PROMPT],
       ['/visual_track/1', 'expected a scene object'],
       ['/visual_track/2/assets/hero/prompt', 'prompt is empty'],
-      ['/visual_track/2/assets/hero/width', 'expected a positive multiple of 8 (at most 4096)'],
-      ['/visual_track/2/assets/hero/steps', 'expected an integer from 1 to 100'],
+      ['/visual_track/2/assets/hero/width', 'must be a multiple of 8 from 8 to 4096, got 7'],
+      ['/visual_track/2/assets/hero/steps', 'must be an integer from 1 to 100, got 0'],
       ['/visual_track/2/assets/hero/colour', 'unknown key "colour" (allowed: prompt, width, height, steps, seed, model, outputFormat)'],
       ['/visual_track/3/assets', 'expected an object of { id: prompt }'],
     ])
@@ -403,7 +406,7 @@ describe('findScripts / scanScripts', () => {
       const issues: ScriptIssue[] = (error as ScriptError).issues
       expect(issues).toEqual([
         { script: 'bad/one.script.json', where: '2:22', message: 'invalid JSON: trailing comma' },
-        { script: 'bad/two.script.json', where: '/visual_track/0/assets/hero/width', message: 'expected a positive multiple of 8 (at most 4096)' },
+        { script: 'bad/two.script.json', where: '/visual_track/0/assets/hero/width', message: 'must be a multiple of 8 from 8 to 4096, got 7' },
       ])
       expect((error as ScriptError).code).toBe('FLUX_SCRIPT_INVALID')
       expect((error as ScriptError).message).toBe(formatIssues(issues))
@@ -411,7 +414,7 @@ describe('findScripts / scanScripts', () => {
         [
           '2 problems in script files:',
           '  bad/one.script.json: 2:22: invalid JSON: trailing comma',
-          '  bad/two.script.json: /visual_track/0/assets/hero/width: expected a positive multiple of 8 (at most 4096)',
+          '  bad/two.script.json: /visual_track/0/assets/hero/width: must be a multiple of 8 from 8 to 4096, got 7',
         ].join('\n'),
       )
     } finally {

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util'
 import { version } from '../../package.json'
 import { FluxError, redact, ScriptError } from './errors'
-import { createEngine } from './generate'
+import { createEngine } from './engine'
 import { resolveOptions } from './options'
-import { estimateTotal, formatCost, formatSummary } from './price'
+import { estimateTotal, formatCost } from './price'
+import { formatProgress, formatSummary } from './summary'
 import type { FluxAssetsOptions, Logger, Progress } from './types'
 
 const HELP = `Usage: flux-assets <command> [options]
@@ -60,7 +61,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
   }
   const onProgress = (p: Progress) => {
     if (!tty) return
-    io.stderr.write(`\r\x1b[K${p.done}/${p.total} · ${p.cached} cached · ${p.generating} generating · ${p.failed} failed`)
+    io.stderr.write(`\r\x1b[K${formatProgress(p)}`)
     progressShown = true
   }
 
@@ -88,7 +89,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
       }
       const keys = new Map(requests.map(r => [r.key, r]))
       if (command === 'status') {
-        const hits = await Promise.all([...keys.keys()].map(async k => [k, await engine.cache.get(k)] as const))
+        const hits = await Promise.all([...keys.keys()].map(async k => [k, await engine.store.get(k)] as const))
         const cachedKeys = new Set(hits.filter(([, hit]) => hit).map(([k]) => k))
         const missing = [...keys.values()].filter(r => !cachedKeys.has(r.key))
         const missingAssets = requests.filter(r => !cachedKeys.has(r.key))
@@ -108,8 +109,8 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
         }
         return 0
       }
-      const unused = (await engine.cache.keys()).filter(k => !keys.has(k))
-      if (!flags['dry-run']) for (const key of unused) await engine.cache.remove(key)
+      const unused = (await engine.store.keys()).filter(k => !keys.has(k))
+      if (!flags['dry-run']) for (const key of unused) await engine.store.remove(key)
       if (flags.json) io.stdout.write(`${JSON.stringify({ removed: flags['dry-run'] ? [] : unused, unused }, null, 2)}\n`)
       else {
         for (const key of unused) io.stdout.write(`${flags['dry-run'] ? 'would remove' : 'removed'}  ${key}\n`)

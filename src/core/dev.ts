@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { ImageCache } from './cache'
+import type { Store } from './store'
 import { MIME_TYPES, placeholderSvg } from './image'
 import type { AssetRecord } from './types'
 
@@ -9,7 +9,7 @@ export const DEV_PREFIX = '@flux-assets/'
  * The dev URL of a record: `<base>@flux-assets/<key>.<ext>`, served from the cache by key alone, so it keeps
  * working after a server restart. A placeholder is inlined as an SVG data URL: nothing to serve, nothing to cache.
  */
-export async function devImageUrl(cache: ImageCache, record: AssetRecord, base: string): Promise<string> {
+export async function devImageUrl(cache: Store, record: AssetRecord, base: string): Promise<string> {
   const hit = record.file ? await cache.get(record.key) : undefined
   if (!hit) {
     const svg = placeholderSvg(record.id, record.prompt, record.width, record.height, record.error ?? 'not generated')
@@ -19,7 +19,7 @@ export async function devImageUrl(cache: ImageCache, record: AssetRecord, base: 
 }
 
 /** Connect middleware serving verified cache entries under `<base>@flux-assets/`. */
-export function fluxMiddleware(cache: () => ImageCache, base: () => string) {
+export function fluxMiddleware(cache: () => Store, base: () => string) {
   return async (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => {
     const path = (req.url ?? '').split('?')[0]!
     const match = /@flux-assets\/([0-9a-f]{64})\.(png|jpg|webp)$/.exec(path)

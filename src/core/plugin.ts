@@ -1,7 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { UnpluginBuildContext, UnpluginFactory } from 'unplugin'
-import { type BuildOutput, FLUX_QUERY, FluxContext, type OutputImage, type Target, VIRTUAL_ID } from './context'
+import { FLUX_QUERY, VIRTUAL_ID } from './codegen'
+import type { BuildOutput, OutputImage } from './emit'
+import { createLogger, type Sink } from './logger'
+import { BuildSession, type Target } from './session'
 import { fluxMiddleware } from './dev'
 import { FluxError } from './errors'
 import type { FluxAssetsOptions, Logger } from './types'
@@ -19,12 +22,9 @@ const WEBPACK_VIRTUAL = 'unplugin-flux-assets/virtual'
 export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (options = {}, meta) => {
   const framework = meta.framework
   /** The bundler's logger once known (a user's `logger` option wins over it). */
-  let sink: Logger | undefined
-  const ctx = new FluxContext(options, {
-    info: m => (sink ? sink.info(m) : console.info(`[flux-assets] ${m}`)),
-    warn: m => (sink ? sink.warn(m) : console.warn(`[flux-assets] ${m}`)),
-    error: m => (sink ? sink.error(m) : console.error(`[flux-assets] ${m}`)),
-  })
+  let sink: Sink = {}
+  // Until the bundler's logger is known, the console (the summary line shows there too).
+  const ctx = new BuildSession(options, createLogger(() => sink, () => true))
   let dev = false
   let base = '/'
   let assetsDir = 'assets'
@@ -68,7 +68,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
       if (dev) return
       if (framework === 'rollup' || framework === 'rolldown') {
         const rollup = this as unknown as { info?(m: string): void; warn(m: string): void }
-        sink = { info: m => (rollup.info ? rollup.info(m) : console.info(`[flux-assets] ${m}`)), warn: m => rollup.warn(m), error: m => rollup.warn(m) }
+        sink = { logger: { info: rollup.info?.bind(rollup), warn: m => rollup.warn(m), error: m => rollup.warn(m) }, named: true }
       }
       const summary = await ctx.startBuild(output(this)).catch(fail)
       for (const file of ctx.files) {
@@ -113,7 +113,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         dev = config.command === 'serve'
         base = config.base
         assetsDir = config.build.assetsDir
-        sink = { info: m => config.logger.info(`[flux-assets] ${m}`), warn: m => config.logger.warn(`[flux-assets] ${m}`), error: m => config.logger.error(`[flux-assets] ${m}`) }
+        sink = { logger: config.logger }
         ctx.configure(config.root, resolve(config.root, config.build.outDir))
       },
       handleHotUpdate({ file, server, modules }) {
@@ -122,7 +122,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         return virtual ? [...modules, virtual] : undefined
       },
       configureServer(server) {
-        server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).cache, () => base))
+        server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).store, () => base))
         // server.close() waits for pending module loads before closeBundle: a generation in progress would hold it
         // for as long as its requests take. The HTTP server closes first (Vite destroys its sockets): abort then.
         server.httpServer?.once('close', () => ctx.cancel('the dev server was closed'))
@@ -133,7 +133,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
       },
     },
     webpack(compiler) {
-      sink = compiler.getInfrastructureLogger(NAME) as Logger
+      sink = { logger: compiler.getInfrastructureLogger(NAME) as Logger, named: true }
       ctx.configure(compiler.context, compiler.options.output.path)
       compiler.hooks.normalModuleFactory.tap(NAME, factory => {
         factory.hooks.beforeResolve.tap(NAME, data => {
@@ -142,7 +142,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
       })
     },
     rspack(compiler) {
-      sink = compiler.getInfrastructureLogger(NAME) as Logger
+      sink = { logger: compiler.getInfrastructureLogger(NAME) as Logger, named: true }
       ctx.configure(compiler.context, compiler.options.output.path)
     },
     esbuild: {

@@ -1,4 +1,4 @@
-import type { ImageSettings, RunSummary } from './types'
+import type { ImageSettings } from './types'
 
 /**
  * USD per megapixel at the model's default steps: an estimate from Together's price model
@@ -31,17 +31,4 @@ export function formatCost(cost: number | null): string {
   // Under a cent: two significant digits, trailing zeros dropped ($0.008, $0.000033): toFixed(4) said "$0.0000" for a paid run.
   if (cost > 0 && cost < 0.01) return `est. $${cost.toFixed(Math.min(20, 1 - Math.floor(Math.log10(cost)))).replace(/0+$/, '')}`
   return `est. $${cost.toFixed(cost < 10 ? 3 : 2)}`
-}
-
-/** `12 assets · 3 generated · 9 cached · 0 placeholders · 4.1 s · est. $0.008` */
-export function formatSummary(s: RunSummary): string {
-  const parts = [
-    `${s.assets} asset${s.assets === 1 ? '' : 's'}${s.unique === s.assets ? '' : ` (${s.unique} image${s.unique === 1 ? '' : 's'})`}`,
-    `${s.generated} generated${s.paid > s.generated ? ` (${s.paid} paid)` : ''}`,
-    `${s.cached} cached`,
-    `${s.placeholders} placeholder${s.placeholders === 1 ? '' : 's'}`,
-  ]
-  if (s.failed) parts.push(`${s.failed} failed`)
-  parts.push(`${(s.durationMs / 1000).toFixed(1)} s`, formatCost(s.estimatedCost))
-  return parts.join(' · ')
 }

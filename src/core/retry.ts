@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises'
 import { ApiError, FluxError, ImageError } from './errors'
 
 export interface RetryOptions {
@@ -50,18 +51,11 @@ export function parseRetryAfter(headers: Record<string, string | string[] | unde
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal))
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(abortError(signal!))
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) throw abortError(signal)
+  // node:timers/promises rejects with its own AbortError: callers get the signal's reason, as everywhere else.
+  await wait(ms, undefined, { signal }).catch(error => {
+    throw signal?.aborted ? abortError(signal) : error
   })
 }
 

@@ -1,17 +1,17 @@
 import { promises as fsp } from 'node:fs'
 import { relative, sep } from 'node:path'
 import fg from 'fast-glob'
+import pLimit from 'p-limit'
 import { ScriptError } from './errors'
-import { cacheKey } from './key'
-import type { AssetRequest, ImageSettings, ResolvedOptions, ScriptIssue } from './types'
+import { describeSyntaxError } from './json-errors'
+import { type Overrides, type RequestOptions, toRequest } from './plan'
+import { OPTIONS, type OptionSpec, PER_ASSET, problem } from './schema'
+import type { AssetRequest, ResolvedOptions, ScriptIssue } from './types'
 
 /** Longest prompt accepted, in characters (code points), as written in the script. */
 export const MAX_PROMPT_LENGTH = 10_000
-const OVERRIDE_KEYS = ['prompt', 'width', 'height', 'steps', 'seed', 'model', 'outputFormat']
+const OVERRIDE_KEYS = ['prompt', ...PER_ASSET]
 const READ_CONCURRENCY = 32
-
-type ParseOptions = Pick<ResolvedOptions, 'promptPrefix' | 'promptSuffix' | 'defaults'>
-type Overrides = Partial<Omit<ImageSettings, 'provider'>>
 
 /** Encode a JSON pointer (RFC 6901) from segments; the root document is `/`. */
 export function toPointer(segments: Array<string | number>): string {
@@ -22,25 +22,28 @@ function escapeSegment(segment: string): string {
   return segment.includes('~') || segment.includes('/') ? segment.replace(/~/g, '~0').replace(/\//g, '~1') : segment
 }
 
-/** Pure: one script's text → its asset requests and its issues. `script` is the root-relative posix path. */
-export function parseScript(source: string, script: string, options: ParseOptions): { requests: AssetRequest[]; issues: ScriptIssue[] } {
+/**
+ * Pure: one script's text → its parsed document, its asset requests (keyed by plan's rule) and its issues. `script`
+ * is the root-relative posix path.
+ */
+export function parseScript(source: string, script: string, options: RequestOptions): { data: unknown; requests: AssetRequest[]; issues: ScriptIssue[] } {
   const requests: AssetRequest[] = []
   const issues: ScriptIssue[] = []
   const issue = (where: string, message: string) => issues.push({ script, where, message })
 
   const text = source.charCodeAt(0) === 0xfeff ? source.slice(1) : source
-  if (text.trim() === '') return issue('1:1', 'file is empty'), { requests, issues }
+  if (text.trim() === '') return issue('1:1', 'file is empty'), { data: undefined, requests, issues }
   let doc: unknown
   try {
     doc = JSON.parse(text)
   } catch (error) {
     const { where, message } = describeSyntaxError(text, error instanceof Error ? error.message : String(error))
-    return issue(where, message), { requests, issues }
+    return issue(where, message), { data: undefined, requests, issues }
   }
 
-  if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { requests, issues }
+  if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { data: doc, requests, issues }
   const track = doc.visual_track
-  if (!Array.isArray(track)) return issue('/visual_track', 'expected an array of scenes'), { requests, issues }
+  if (!Array.isArray(track)) return issue('/visual_track', 'expected an array of scenes'), { data: doc, requests, issues }
 
   for (let i = 0; i < track.length; i++) {
     const scene: unknown = track[i]
@@ -65,13 +68,10 @@ export function parseScript(source: string, script: string, options: ParseOption
       }
       const asset = readAsset(assets[id], pointer, issue)
       if (!asset) continue
-      const settings = { provider: 'together', ...options.defaults, ...asset.overrides } as ImageSettings
-      if (settings.seed === undefined) delete settings.seed
-      const prompt = options.promptPrefix + asset.prompt + options.promptSuffix
-      requests.push({ script, pointer, id, prompt, settings, key: cacheKey(prompt, settings) })
+      requests.push(toRequest({ script, pointer, id, prompt: asset.prompt, overrides: asset.overrides }, options))
     }
   }
-  return { requests, issues }
+  return { data: doc, requests, issues }
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -104,33 +104,16 @@ function readAsset(value: unknown, pointer: string, issue: (where: string, messa
   const overrides: Overrides = {}
   for (const key of Object.keys(value)) {
     const v = value[key]
-    switch (key) {
-      case 'prompt':
-        break
-      case 'width':
-      case 'height':
-        if (Number.isInteger(v) && (v as number) > 0 && (v as number) % 8 === 0 && (v as number) <= 4096) overrides[key] = v as number
-        else fail(key, 'expected a positive multiple of 8 (at most 4096)')
-        break
-      case 'steps':
-        if (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100) overrides.steps = v as number
-        else fail(key, 'expected an integer from 1 to 100')
-        break
-      case 'seed':
-        if (Number.isSafeInteger(v) && (v as number) >= 0) overrides.seed = v as number
-        else fail(key, `expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}`)
-        break
-      case 'model':
-        if (typeof v === 'string' && v.trim() !== '') overrides.model = v
-        else fail(key, 'expected a non-empty model id')
-        break
-      case 'outputFormat':
-        if (v === 'jpeg' || v === 'png') overrides.outputFormat = v
-        else fail(key, 'expected "jpeg" or "png"')
-        break
-      default:
-        fail(key, `unknown key ${JSON.stringify(key)} (allowed: ${OVERRIDE_KEYS.join(', ')})`)
+    if (key === 'prompt') continue
+    const spec: OptionSpec | undefined = (PER_ASSET as string[]).includes(key) ? OPTIONS[key as keyof typeof OPTIONS] : undefined
+    if (!spec) {
+      fail(key, `unknown key ${JSON.stringify(key)} (allowed: ${OVERRIDE_KEYS.join(', ')})`)
+      continue
     }
+    // The same rules and words as the global option (schema.ts).
+    const wrong = problem(spec, v)
+    if (wrong) fail(key, wrong)
+    else (overrides as Record<string, unknown>)[key] = v
   }
   return ok && prompt !== undefined ? { prompt, overrides } : undefined
 }
@@ -145,139 +128,6 @@ function checkPrompt(raw: string, pointer: string, issue: (where: string, messag
     if (count > MAX_PROMPT_LENGTH) return issue(pointer, `prompt is ${count} characters; the limit is ${MAX_PROMPT_LENGTH}`), undefined
   }
   return prompt
-}
-
-/** V8's message → `line:column` and a short message, the same on Node 20 and 22. */
-function describeSyntaxError(text: string, raw: string): { where: string; message: string } {
-  const position = /at position (\d+)/.exec(raw)
-  const lineColumn = /\(line (\d+) column (\d+)\)/.exec(raw)
-  const offset = position ? Math.min(Number(position[1]), text.length) : lineColumn ? undefined : syntaxErrorOffset(text)
-  const where = offset === undefined ? `${lineColumn![1]}:${lineColumn![2]}` : lineColumnAt(text, offset)
-
-  if (offset !== undefined && (text[offset] === '}' || text[offset] === ']') && text.slice(0, offset).trimEnd().endsWith(',')) {
-    return { where, message: 'invalid JSON: trailing comma' }
-  }
-  let message = raw
-    .replace(/ in JSON at position \d+.*$/s, '')
-    .replace(/ \(line \d+ column \d+\)$/, '')
-    .replace(/^(Unexpected token '.+?'), .*$/s, '$1')
-    .replace(/^Unexpected end of JSON input$/, 'Unexpected end of file')
-    .replace(/^Unexpected token '([\u0000-\u001f])'$/, (_, c: string) =>
-      c === '\n' || c === '\r' ? 'Unexpected line break' : `Unexpected character U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
-    )
-  if (message.includes('is not valid JSON')) message = 'not valid JSON'
-  if (message.length > 120) message = `${message.slice(0, 120)}…`
-  return { where, message: `invalid JSON: ${message.charAt(0).toLowerCase()}${message.slice(1)}` }
-}
-
-/** 1-based line and column (UTF-16 units, as editors count) of an offset; `\n`, `\r\n` and `\r` end lines. */
-function lineColumnAt(text: string, offset: number): string {
-  let line = 1
-  let start = 0
-  for (let i = 0; i < offset; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) {
-      line++
-      start = i + 1
-    }
-  }
-  return `${line}:${offset - start + 1}`
-}
-
-/**
- * Offset of the first JSON syntax error, for V8 messages that carry no position
- * (`Unexpected token ']', "[1,]" is not valid JSON`). Iterative: deep nesting cannot overflow the stack.
- */
-function syntaxErrorOffset(text: string): number {
-  const n = text.length
-  const stack: string[] = []
-  let i = 0
-  let expect: 'value' | 'valueOrClose' | 'key' | 'keyOrClose' | 'next' = 'value'
-  const skipSpace = () => {
-    while (i < n && ' \t\n\r'.includes(text[i]!)) i++
-  }
-  const digits = (): boolean => {
-    const start = i
-    while (i < n && text[i]! >= '0' && text[i]! <= '9') i++
-    return i > start
-  }
-  /** From the opening quote to just past the closing one; false with `i` at the bad character. */
-  const string = (): boolean => {
-    for (i++; i < n; i++) {
-      const c = text[i]!
-      if (c === '"') {
-        i++
-        return true
-      }
-      if (c < ' ') return false
-      if (c !== '\\') continue
-      const e = text[++i]
-      if (e === 'u') {
-        for (let k = 0; k < 4; k++) if (!/[0-9a-fA-F]/.test(text[++i] ?? '')) return false
-      } else if (e === undefined || !'"\\/bfnrt'.includes(e)) return false
-    }
-    return false
-  }
-  for (;;) {
-    skipSpace()
-    if (expect === 'next') {
-      const top = stack[stack.length - 1]
-      if (top === undefined || i >= n) return i
-      if (text[i] === (top === '{' ? '}' : ']')) {
-        stack.pop()
-        i++
-      } else if (text[i] === ',') {
-        i++
-        expect = top === '{' ? 'key' : 'value'
-      } else return i
-      continue
-    }
-    if (i >= n) return n
-    const c = text[i]!
-    if (expect === 'key' || expect === 'keyOrClose') {
-      if (c === '}' && expect === 'keyOrClose') {
-        stack.pop()
-        i++
-        expect = 'next'
-        continue
-      }
-      if (c !== '"' || !string()) return i
-      skipSpace()
-      if (text[i] !== ':') return i
-      i++
-      expect = 'value'
-      continue
-    }
-    if (c === ']' && expect === 'valueOrClose') {
-      stack.pop()
-      i++
-    } else if (c === '{' || c === '[') {
-      stack.push(c)
-      i++
-      expect = c === '{' ? 'keyOrClose' : 'valueOrClose'
-      continue
-    } else if (c === '"') {
-      if (!string()) return i
-    } else if (c === '-' || (c >= '0' && c <= '9')) {
-      if (c === '-') i++
-      if (text[i] === '0') i++
-      else if (!digits()) return i
-      if (text[i] === '.') {
-        i++
-        if (!digits()) return i
-      }
-      if (text[i] === 'e' || text[i] === 'E') {
-        i++
-        if (text[i] === '+' || text[i] === '-') i++
-        if (!digits()) return i
-      }
-    } else {
-      const word = c === 't' ? 'true' : c === 'f' ? 'false' : c === 'n' ? 'null' : ''
-      if (!word) return i
-      for (const w of word) if (text[i++] !== w) return i - 1
-    }
-    expect = 'next'
-  }
 }
 
 /** fast-glob over options.include/exclude under options.root; absolute paths, sorted, deduplicated. */
@@ -297,24 +147,22 @@ export async function findScripts(options: Pick<ResolvedOptions, 'root' | 'inclu
 /** Find + read (concurrently) + parse every script. Throws ScriptError with ALL issues across all files if any. */
 export async function scanScripts(options: ResolvedOptions): Promise<{ files: string[]; requests: AssetRequest[] }> {
   const files = await findScripts(options)
-  const results: Array<{ requests: AssetRequest[]; issues: ScriptIssue[] }> = new Array(files.length)
-  let next = 0
-  const worker = async () => {
-    while (next < files.length) {
-      const index = next++
-      const file = files[index]!
-      const script = relative(options.root, file).split(sep).join('/')
-      let source: string
-      try {
-        source = await fsp.readFile(file, 'utf8')
-      } catch (error) {
-        results[index] = { requests: [], issues: [{ script, where: '/', message: readFailure(error) }] }
-        continue
-      }
-      results[index] = parseScript(source, script, options)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, files.length) }, worker))
+  const limit = pLimit(READ_CONCURRENCY)
+  const results = await Promise.all(
+    files.map(file =>
+      limit(async () => {
+        const script = relative(options.root, file).split(sep).join('/')
+        let source: string
+        try {
+          source = await fsp.readFile(file, 'utf8')
+        } catch (error) {
+          return { requests: [], issues: [{ script, where: '/', message: readFailure(error) }] }
+        }
+        const { requests, issues } = parseScript(source, script, options)
+        return { requests, issues }
+      }),
+    ),
+  )
   const issues = results.flatMap(r => r.issues)
   if (issues.length > 0) throw new ScriptError(issues)
   return { files, requests: results.flatMap(r => r.requests) }

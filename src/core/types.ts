@@ -156,6 +156,9 @@ export interface Progress {
   cached: number
   generating: number
   generated: number
+  /** Images that get a placeholder without any call (offline, no key). */
+  placeholders: number
+  /** Images that were attempted (or stopped) and got no image. */
   failed: number
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { build, createServer, type Rolldown, type ViteDevServer } from 'vite'
 import { describe, expect, it } from 'vitest'
-import { ImageCache } from '../../src/core/cache'
+import { FileStore } from '../../src/core/store'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import flux from '../../src/vite'
 import { type Adapter, type Built, bundlerSuite, checkBuild, checkWatchEdit, createProject, listFiles, nextWatchBuild, type Project, runBundle, UNIQUE } from './helpers'
@@ -116,7 +116,7 @@ describe('vite dev server', () => {
 
   it('serves ?flux images from the cache under <base>@flux-assets/, also after a restart with no memory state', async () => {
     const p = await createProject('vite-dev')
-    const cache = new ImageCache(p.path('.flux-cache'))
+    const cache = new FileStore(p.path('.flux-cache'))
     let server = await start(p, '/sub/')
     let assets: Awaited<ReturnType<typeof introAssets>>
     try {

@@ -4,8 +4,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ImageCache } from '../../src/core/cache'
-import { generateAssets } from '../../src/core/generate'
+import { FileStore } from '../../src/core/store'
+import { generateAssets } from '../../src/core/engine'
 import { makeJpeg, startFakeTogether, type FakeTogether } from '../fake-together.mjs'
 import {
   assertCacheConsistent,
@@ -99,7 +99,7 @@ describe('concurrent processes', () => {
     await waitFor(() => fake.stats.requests >= 1 || cli.child.exitCode !== null, 'the run to start generating')
     expect(cli.child.exitCode).toBeNull()
     // The holder finishes its entry, then releases the lock.
-    await new ImageCache(cacheDir).put(held!.key, makeJpeg('made by the holder', 2048, 64, 64), { prompt: held!.prompt, settings: held!.settings })
+    await new FileStore(cacheDir).put(held!.key, makeJpeg('made by the holder', 2048, 64, 64), { prompt: held!.prompt, settings: held!.settings })
     await rm(lock)
 
     const { code } = await cli.exited

@@ -3,7 +3,7 @@
 import { readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ImageCache } from '../../src/core/cache'
+import { FileStore } from '../../src/core/store'
 import { sha256 } from '../../src/core/key'
 import type { CacheRecord } from '../../src/core/types'
 import { startFakeTogether, type FakeTogether } from '../fake-together.mjs'
@@ -39,15 +39,15 @@ async function setUp(name: string) {
   await writeScripts(root, { 'a.script.json': scriptWith(3, name) })
   await writeApp(root, ['a.script.json'])
   const cacheDir = join(root, '.flux-cache')
-  return { cacheDir, cache: new ImageCache(cacheDir), keys: await expectedKeys(root) }
+  return { cacheDir, cache: new FileStore(cacheDir), keys: await expectedKeys(root) }
 }
 
-async function recordOf(cache: ImageCache, key: string): Promise<CacheRecord> {
+async function recordOf(cache: FileStore, key: string): Promise<CacheRecord> {
   return JSON.parse(await readFile(cache.recordPath(key), 'utf8'))
 }
 
 /** Cuts the image to half its size. Returns the bad bytes' sha256. */
-async function truncate(cache: ImageCache, key: string): Promise<string> {
+async function truncate(cache: FileStore, key: string): Promise<string> {
   const file = cache.imagePath(await recordOf(cache, key))
   const bad = (await readFile(file)).subarray(0, 1000)
   await writeFile(file, bad)
@@ -55,7 +55,7 @@ async function truncate(cache: ImageCache, key: string): Promise<string> {
 }
 
 /** Flips bytes in the middle, same size; the mtime is set to `mtimeMs` (default: a minute after the recorded one). */
-async function flip(cache: ImageCache, key: string, mtimeMs?: number): Promise<string> {
+async function flip(cache: FileStore, key: string, mtimeMs?: number): Promise<string> {
   const record = await recordOf(cache, key)
   const file = cache.imagePath(record)
   const bytes = await readFile(file)

@@ -6,10 +6,10 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build as esbuild } from 'esbuild'
-import { ImageCache } from '../../src/core/cache'
+import { FileStore } from '../../src/core/store'
 import { verifyImage } from '../../src/core/image'
 import { sha256 } from '../../src/core/key'
-import { createEngine } from '../../src/core/generate'
+import { createEngine } from '../../src/core/engine'
 import { resolveOptions } from '../../src/core/options'
 import type { AssetRequest, FluxAssetsOptions, Logger } from '../../src/core/types'
 
@@ -296,7 +296,7 @@ export function tempFiles(cacheDir: string): string[] {
  */
 export async function assertCacheConsistent(cacheDir: string): Promise<string[]> {
   const root = cacheRoot(cacheDir)
-  const cache = new ImageCache(cacheDir)
+  const cache = new FileStore(cacheDir)
   const keys: string[] = []
   for (const p of listFiles(root)) {
     if (p.startsWith('tmp/') || p.startsWith('locks/')) continue
@@ -360,7 +360,7 @@ export async function expectedKeys(root: string, user: Omit<FluxAssetsOptions, '
 
 /** Each key's cache entry, verified by cache.get and verifyImage. Returns how many keys have a valid image. */
 export async function validImages(cacheDir: string, keys: string[]): Promise<number> {
-  const cache = new ImageCache(cacheDir)
+  const cache = new FileStore(cacheDir)
   let valid = 0
   for (const key of keys) {
     const hit = await cache.get(key)

@@ -2,7 +2,7 @@
 // redirects and bodies over the size cap are refused with a clear message, and nothing is cached.
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { generateAssets } from '../../src/core/generate'
+import { generateAssets } from '../../src/core/engine'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import { startFakeTogether, type FakeTogether, type FakeTogetherOptions } from '../fake-together.mjs'
 import { expectedKeys, fakeEnv, listFiles, makeTemp, recordingLogger, removeTemp, runCli, SENTINEL, SIZE, scriptWith, validImages, writeScripts } from './helpers'

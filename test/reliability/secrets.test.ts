@@ -2,7 +2,7 @@
 // stdout, stderr, error messages or their causes, records, the manifest, or any file; a 401 is not retried.
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { generateAssets } from '../../src/core/generate'
+import { generateAssets } from '../../src/core/engine'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import { startFakeTogether, type FakeTogether, type FakeTogetherOptions, type ForcedResponse } from '../fake-together.mjs'
 import {

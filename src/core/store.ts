@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { verifyImage } from './image'
 import { CACHE_VERSION, sha256 } from './key'
-import { abortError, sleep } from './retry'
+import { isAlive, KeyLock } from './lock'
 import type { CacheHit, CacheRecord, ImageSettings } from './types'
 
 const KEY = /^[0-9a-f]{64}$/
@@ -17,23 +17,48 @@ const EXTS = new Set(['png', 'jpg', 'webp'])
  */
 const IO_CONCURRENCY = 64
 
+/** What is stored with an image besides its bytes. */
+export interface PutMeta {
+  prompt: string
+  settings: ImageSettings
+  responseId?: string
+}
+
 /**
- * Images on disk, addressed by cache key. Layout under `<dir>/v1/`:
+ * The cache: images addressed by cache key, each verified on the way in and on the way out. The engine and the
+ * emitters see only this; a remote store would be a second implementation.
+ */
+export interface Store {
+  /** A verified entry, or `undefined` (a broken entry is a miss, never used). */
+  get(key: string): Promise<CacheHit | undefined>
+  /** The bytes of a hit, checked once more against its sha256; `undefined` when they changed. */
+  read(hit: CacheHit): Promise<Buffer | undefined>
+  /** Verifies the image, then stores it and its record so that a crash leaves either the whole entry or none. */
+  put(key: string, bytes: Buffer, meta: PutMeta): Promise<CacheHit>
+  /** Every key with a record. */
+  keys(): Promise<string[]>
+  /** Removes a key's record and images. */
+  remove(key: string): Promise<void>
+}
+
+/**
+ * The file-system store, addressed by cache key. Layout under `<dir>/v1/`:
  * - `ab/<key>.json`: the record, written last: an entry exists exactly when its record does;
  * - `ab/<key>-<sha16>.<ext>`: the image, named by its own hash, so a record can only ever point at the bytes it describes;
  * - `tmp/`: files being written (moved into place with rename, removed by a later run if their writer died);
  * - `locks/<key>.lock`: who is generating a key right now, across processes and plugin instances.
  */
-export class ImageCache {
+export class FileStore implements Store {
   readonly root: string
+  /** Who is generating which key: lives in the store's folder, but knows nothing of images. */
+  readonly locks: KeyLock
   private readonly tmp: string
-  private readonly locks: string
   private readonly io = pLimit(IO_CONCURRENCY)
 
   constructor(dir: string) {
     this.root = join(dir, `v${CACHE_VERSION}`)
     this.tmp = join(this.root, 'tmp')
-    this.locks = join(this.root, 'locks')
+    this.locks = new KeyLock(join(this.root, 'locks'))
   }
 
   recordPath(key: string): string {
@@ -87,7 +112,7 @@ export class ImageCache {
   }
 
   /** Verifies the image, then writes it and its record atomically. */
-  async put(key: string, bytes: Buffer, meta: { prompt: string; settings: ImageSettings; responseId?: string }): Promise<CacheHit> {
+  async put(key: string, bytes: Buffer, meta: PutMeta): Promise<CacheHit> {
     const ext = verifyImage(bytes)
     const hash = sha256(bytes)
     const file = this.imagePath({ key, sha256: hash, ext })
@@ -133,42 +158,10 @@ export class ImageCache {
   }
 
   /**
-   * Holds the key's lock while `fn` runs. While another process (or plugin instance) holds it, waits, and returns
-   * its finished entry instead of running `fn`. A lock whose holder died, or that is older than `staleMs`, is taken over.
+   * Removes temp files whose writer is gone (dead pid on this host, or older than a day): a killed run's half
+   * writes. Returns how many were removed.
    */
-  async withLock<T>(key: string, fn: () => Promise<T>, options: { signal?: AbortSignal; staleMs?: number; onHit: (hit: CacheHit) => T }): Promise<T> {
-    const lock = join(this.locks, `${key}.lock`)
-    await mkdir(this.locks, { recursive: true })
-    for (let wait = 25; ; wait = Math.min(wait * 2, 250)) {
-      if (options.signal?.aborted) throw abortError(options.signal)
-      const handle = await open(lock, 'wx').catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'EEXIST') return undefined
-        throw error
-      })
-      if (handle) {
-        try {
-          await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }))
-          await handle.close()
-          // Someone may have finished the entry between our miss and our lock.
-          const hit = await this.get(key)
-          return hit ? options.onHit(hit) : await fn()
-        } finally {
-          await rm(lock, { force: true })
-        }
-      }
-      const hit = await this.get(key)
-      if (hit) return options.onHit(hit)
-      if (await this.isStale(lock, options.staleMs ?? 10 * 60_000)) await rm(lock, { force: true })
-      else await sleep(wait, options.signal)
-    }
-  }
-
-  /**
-   * Removes temp files whose writer is gone (dead pid, or older than a day), and locks whose holder on this host
-   * died (a killed run may have committed its entry but not released the lock: nobody would ever take it over).
-   * Returns how many files were removed.
-   */
-  async cleanTemp(): Promise<number> {
+  async removeOrphanTemp(): Promise<number> {
     let removed = 0
     for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
       const [host, pid] = name.split('~')
@@ -176,16 +169,6 @@ export class ImageCache {
       const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0)
       if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) {
         await rm(path, { force: true })
-        removed++
-      }
-    }
-    for (const name of await readdir(this.locks).catch(() => [] as string[])) {
-      // Empty while another process is between creating its lock and writing it: not ours to judge, skip it.
-      const holder = await readFile(join(this.locks, name), 'utf8')
-        .then(t => JSON.parse(t) as { pid?: number; host?: string })
-        .catch(() => undefined)
-      if (holder?.host === hostname() && !isAlive(Number(holder.pid))) {
-        await rm(join(this.locks, name), { force: true })
         removed++
       }
     }
@@ -216,18 +199,6 @@ export class ImageCache {
     }
   }
 
-  private async isStale(lock: string, staleMs: number): Promise<boolean> {
-    try {
-      const holder = JSON.parse(await readFile(lock, 'utf8')) as { pid: number; host: string; at: number }
-      return (holder.host === hostname() && !isAlive(holder.pid)) || Date.now() - holder.at > staleMs
-    } catch (error) {
-      // Gone (released), or not written yet by a holder that has just created it: judge by age.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
-      const info = await stat(lock).catch(() => undefined)
-      return !!info && Date.now() - info.mtimeMs > 10_000
-    }
-  }
-
   /** Temp file in the cache's own folder, fsync, rename into place; the temp file never outlives a failure. */
   private async writeAtomic(target: string, bytes: Buffer): Promise<void> {
     await mkdir(this.tmp, { recursive: true })
@@ -251,12 +222,3 @@ export class ImageCache {
   }
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
