@@ -10,5 +10,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // 2-core machines: two test files at a time keeps builds from starving each other.
     maxWorkers: 2,
+    // Removes test/.tmp after the run.
+    globalSetup: ['test/global-setup.ts'],
   },
 })

@@ -1,5 +1,6 @@
 // FileStore on a real disk: round trip, the record, atomic writes, integrity misses, keys/remove, and (through the
 // engine and the fake) that a broken entry is replaced and that placeholders are never cached.
+import { watch } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -26,6 +27,27 @@ const put = (prompt: string, bytes: Buffer = makeJpeg(prompt, 2048, 64, 64), res
 const readRecord = async (key: string): Promise<CacheRecord> => JSON.parse(await readFile(cache.recordPath(key), 'utf8'))
 
 describe('put / get / read', () => {
+  it('writes the image and the record under a temp name and renames them into place: a final name is never written to', async () => {
+    // inotify tells a rename into the folder ('rename') from bytes written to a file there ('change'). Events come
+    // in order: once the marker written after put() is seen, every event of put() has been seen too.
+    const key = keyOf('watched write')
+    const shard = join(cache.root, key.slice(0, 2))
+    await mkdir(shard, { recursive: true })
+    const events: Array<[string, string]> = []
+    const watcher = watch(shard, (event, name) => events.push([event, String(name)]))
+    try {
+      await put('watched write', makeJpeg('watched write', 256 * 1024, 64, 64))
+      await writeFile(join(shard, 'marker'), 'x')
+      for (let i = 0; i < 500 && !events.some(([, name]) => name === 'marker'); i++) await new Promise(r => setTimeout(r, 10))
+    } finally {
+      watcher.close()
+    }
+    const entry = events.filter(([, name]) => name.startsWith(key))
+    // Both files of the entry arrived, each by exactly one rename and no write.
+    expect(new Set(entry.map(([, name]) => name)).size).toBe(2)
+    expect(entry.every(([event]) => event === 'rename')).toBe(true)
+  })
+
   it('round trips: what was put is what get finds and read returns', async () => {
     const bytes = makeJpeg('a lighthouse', 4096, 64, 64)
     const key = keyOf('a lighthouse')

@@ -221,16 +221,16 @@ describe('fake Together', () => {
     expect((await gen()).status).toBe(200)
   })
 
-  it('close() resolves despite keep-alive sockets and a request still waiting on latency', async () => {
+  // A short timeout of its own: a close() that waits for the 60 s request fails in seconds, not at the default 60 s.
+  it('close() resolves despite keep-alive sockets and a request still waiting on latency', { timeout: 10_000 }, async () => {
     await start({ latencyMs: 60_000 })
     const agent = new Agent({ keepAlive: true })
     await new Promise(r => request(`${fake.origin}/nope`, { agent }, res => res.resume().on('end', r)).end())
     const pending = gen().catch(e => e)
     await new Promise(r => setTimeout(r, 50))
     expect(fake.stats.inFlight).toBe(1)
-    const t = Date.now()
+    // The request waits 60 s on latency: close() resolving at all, well inside the test's timeout, is the point.
     await fake.close()
-    expect(Date.now() - t).toBeLessThan(1000)
     expect(await pending).toBeInstanceOf(Error)
     agent.destroy()
   })

@@ -151,15 +151,14 @@ describe('parseScript: requests', () => {
     expect(new Set(requests.map(r => r.key)).size).toBe(1)
   })
 
-  it('parses a script with 10,000 assets quickly', () => {
+  // How fast is the bench's business (bench/scale.mjs), not a test's: these machines are shared and noisy.
+  it('parses a script with 10,000 assets', () => {
     const assets: Record<string, string> = {}
     for (let i = 0; i < 10_000; i++) assets[`asset-${i}`] = `prompt number ${i}`
-    const started = performance.now()
     const { requests, issues } = parse(scene(assets))
     expect(issues).toEqual([])
     expect(requests).toHaveLength(10_000)
     expect(requests[9_999]!.pointer).toBe('/visual_track/0/assets/asset-9999')
-    expect(performance.now() - started).toBeLessThan(5_000)
   })
 
   it('reports 10,000 bad assets, each once', () => {

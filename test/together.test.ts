@@ -120,7 +120,9 @@ describe('response modes end to end', () => {
   })
 })
 
-describe('retries', () => {
+// Real backoff (full jitter from 500 ms) over real HTTP: a few seconds at most. A retry loop that never ends fails
+// at this timeout, not the default 60 s. (The waits themselves are unit-tested on withRetry with tiny delays.)
+describe('retries', { timeout: 15_000 }, () => {
   // Each class once, then a normal answer: two requests, one image.
   const RETRIED: Array<[string, ForcedResponse]> = [
     ['408', { status: 408 }],

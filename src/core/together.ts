@@ -77,16 +77,19 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
       if (res.statusCode >= 200 && res.statusCode < 300) onPaid?.()
       const text = (await readLimited(res.body, maxJsonBytes, 'API response')).toString('utf8')
       if (res.statusCode >= 300) throw apiError(res.statusCode, text, res.headers, settings.model)
-      let json: { id?: string; data?: Array<{ b64_json?: string; url?: string }> }
+      let json: { id?: string; data?: unknown[] }
       try {
         json = JSON.parse(text)
       } catch {
         throw new ApiError('FLUX_BAD_RESPONSE', `the API answered ${res.statusCode} with something that is not JSON`, res.statusCode, true)
       }
-      const item = json.data?.[0]
-      if (item?.b64_json) {
+      const item = json.data?.[0] as { b64_json?: unknown; url?: string } | undefined
+      if (item?.b64_json !== undefined && item.b64_json !== null) {
+        if (typeof item.b64_json !== 'string') throw new ApiError('FLUX_BAD_RESPONSE', `the API answered with a b64_json that is not a string`, res.statusCode, true)
+        // The decoded size, from the text's length, before decoding: an oversized image is never held twice.
+        const size = base64Size(item.b64_json)
+        if (size > maxImageBytes) throw tooLarge(size)
         const bytes = Buffer.from(item.b64_json, 'base64')
-        if (bytes.length > maxImageBytes) throw tooLarge(bytes.length)
         verifyImage(bytes)
         return { bytes, responseId: json.id }
       }
@@ -159,6 +162,12 @@ async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, ma
     chunks.push(chunk)
   }
   return Buffer.concat(chunks)
+}
+
+/** Bytes that base64 text decodes to (at most: Buffer.from skips what is not base64). */
+function base64Size(text: string): number {
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0
+  return Math.floor((text.length * 3) / 4) - padding
 }
 
 function tooLarge(size: number): ImageError {

@@ -183,6 +183,33 @@ describe('vite dev server', () => {
     }
   })
 
+  it('an asset removed from a script while the dev server runs leaves virtual:flux-assets and its ?flux module', async () => {
+    const p = await createProject('vite-dev-remove')
+    const server = await start(p)
+    try {
+      expect((await server.transformRequest('virtual:flux-assets'))!.code).toContain('A city skyline at sunset')
+      expect((await server.transformRequest('/src/scenes/outro.script.json?flux'))!.code).toContain('A city skyline at sunset')
+      // One edit removes `skyline` and adds `harbour`: the new prompt shows the server has seen the edit.
+      await p.editScript('src/scenes/outro.script.json', s => {
+        delete s.visual_track[0].assets.skyline
+        s.visual_track[0].assets.harbour = 'A harbour at night'
+      })
+      const next = async (url: string) => {
+        for (;;) {
+          const { code } = (await server.transformRequest(url))!
+          if (code.includes('A harbour at night')) return code
+          await new Promise(r => setTimeout(r, 50))
+        }
+      }
+      expect(await next('virtual:flux-assets')).not.toContain('A city skyline at sunset')
+      expect(await next('/src/scenes/outro.script.json?flux')).not.toContain('A city skyline at sunset')
+      const mod = (await server.ssrLoadModule('virtual:flux-assets')) as { default: Record<string, Array<{ id: string }>> }
+      expect(mod.default['src/scenes/outro.script.json']!.map(e => e.id).sort()).toEqual(['avatar', 'harbour'])
+    } finally {
+      await server.close()
+    }
+  })
+
   it('virtual:flux-assets lists every script in dev, not only the ones loaded so far', async () => {
     const p = await createProject('vite-dev-virtual')
     const server = await start(p)

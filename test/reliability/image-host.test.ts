@@ -93,8 +93,15 @@ describe('image host (url mode)', () => {
     expect(size).toBeLessThan(100_000 + 65_536 + 1)
   })
 
-  it('base64 mode: an image over the size cap is refused too', async () => {
+  it('base64 mode: an image over the size cap is refused by its decoded size, inside a JSON body under the body cap', async () => {
+    // maxImageBytes 100,000: the JSON body cap is 100,000 × 1.4 + 64 KiB = 205,536 bytes. A 120 KB image is 160 KB
+    // of base64: the body passes its cap, the image must not pass its own.
+    const outcome = await run({ imageBytes: 120_000 }, { responseFormat: 'base64', maxImageBytes: 100_000 })
+    expectRefused(outcome, /^the image is larger than the size cap \(12\d{4} bytes; raise maxImageBytes\)$/)
+  })
+
+  it('base64 mode: a JSON body over its own cap is refused while streaming, before any decoding', async () => {
     const outcome = await run({ imageBytes: 300_000 }, { responseFormat: 'base64', maxImageBytes: 100_000 })
-    expectRefused(outcome, /larger than (the size cap|\d+ bytes)/)
+    expectRefused(outcome, /^the API response is larger than 205536 bytes$/)
   })
 })

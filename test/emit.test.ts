@@ -1,0 +1,60 @@
+// The build session's emitting, with no bundler: a BuildOutput that counts every emitFile call, so "each image is
+// emitted once per build" is something a test sees, whatever order the hooks ask in (startBuild, ?flux, virtual).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { MANIFEST_FILE } from '../src/core/manifest'
+import type { BuildOutput } from '../src/core/emit'
+import { BuildSession } from '../src/core/session'
+import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
+import { fakeOptions, removeDir, scene, silentLogger, SMALL, tempDir, writeScripts } from './core-helpers'
+
+let fake: FakeTogether
+let root: string
+beforeEach(async () => {
+  fake = await startFakeTogether()
+  root = await tempDir('emit')
+})
+afterEach(async () => {
+  await fake.close()
+  await removeDir(root)
+})
+
+function countingOutput(): BuildOutput & { emitted: string[] } {
+  const emitted: string[] = []
+  return { emitted, assetsDir: 'assets', emitFile: fileName => void emitted.push(fileName), url: image => JSON.stringify(image.fileName) }
+}
+
+describe('BuildSession emitting', () => {
+  it('emits each unique image once per build, however many assets, scripts and modules ask for it', async () => {
+    // Three unique prompts over four occurrences in two scripts.
+    await writeScripts(root, {
+      'a.script.json': scene({ hero: 'a shared prompt', side: 'only in a' }),
+      'b.script.json': scene({ again: 'a shared prompt', other: 'only in b' }),
+    })
+    const session = new BuildSession({ root, ...SMALL, ...fakeOptions(fake), logger: silentLogger })
+    session.configure(root)
+    try {
+      const out = countingOutput()
+      await session.startBuild(out)
+      // The modules of both scripts and the virtual module, concurrently and twice: nothing more is emitted.
+      await Promise.all([
+        session.fluxModule(`${root}/a.script.json`, out),
+        session.fluxModule(`${root}/b.script.json`, out),
+        session.virtualModule(out),
+        session.fluxModule(`${root}/a.script.json`, out),
+      ])
+      const images = out.emitted.filter(f => f !== MANIFEST_FILE)
+      expect(images).toHaveLength(3)
+      expect(new Set(images).size).toBe(3)
+      expect(out.emitted.filter(f => f === MANIFEST_FILE)).toHaveLength(1)
+
+      // A second build emits its own images again, once each.
+      const next = countingOutput()
+      await session.startBuild(next)
+      await session.fluxModule(`${root}/a.script.json`, next)
+      expect(next.emitted.filter(f => f !== MANIFEST_FILE).sort()).toEqual([...images].sort())
+      expect(fake.stats.generations).toBe(3)
+    } finally {
+      await session.close()
+    }
+  })
+})
