@@ -2,6 +2,12 @@
 // Behaves like the real one as far as we know it (see together-api-facts.md): POST /v1/images/generations with its
 // validation, error bodies, statuses and rate-limit headers; url-mode downloads from a CDN that refuses a blank
 // User-Agent. Images are complete, decodable PNG/JPEG of the requested size. Faults come from a seeded PRNG.
+// Today's catalog (facts file, "The catalog moved", checked 2026-12): GET /v1/models lists the served image models
+// with prices; FLUX.1 [schnell] and [dev] answer 404 model_not_available, like any id it does not serve; each model
+// answers 400 for a parameter it does not take (FLUX.2 [pro] and steps); Kontext sizes by aspect_ratio; partner
+// models answer 403 third_party_data_sharing_blocked while the account's gate is closed; a prompt holding
+// SAFETY_MARKER gets the safety checker's 422. This table is the fake's own, written from the facts file, and
+// deliberately not imported from src: a wrong profile in src must meet a fake that disagrees with it.
 import { createServer } from 'node:http'
 import { createHash, randomBytes } from 'node:crypto'
 import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
@@ -20,7 +26,13 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  *   (fault answers wait at most 10 ms). Default 0.
  * @property {string[]} [apiKeys] accepted keys; default: any non-empty Bearer token.
  * @property {number} [credits] images that can still be billed. Default Infinity.
- * @property {string[]} [retiredModels] answered 404 model_not_available.
+ * @property {string[]} [retiredModels] answered 404 model_not_available (so is any id neither in MODELS nor in
+ *   extraModels). Default: FLUX.1 [schnell], [schnell] Free and [dev].
+ * @property {boolean} [dataSharing] the account allows third-party data sharing. Default true; false: every gated
+ *   model (all FLUX.2) answers 403 third_party_data_sharing_blocked. A key starting with `gated-` is always gated.
+ * @property {FakeModel[]} [extraModels] served beside MODELS and listed in /v1/models, taking any parameter
+ *   (steps 1-50, width/height multiples of 8 from 64 to 2048: the fake's old rules), never gated.
+ * @property {ForcedResponse} [catalogResponse] GET /v1/models answers this instead of the list (every time).
  * @property {number} [maxInFlight] admission limit; more at once get 429. Default Infinity.
  * @property {number} [ratePerSecond] token bucket (capacity = rate). Default Infinity.
  * @property {Faults} [faults]
@@ -48,6 +60,7 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  * @property {number} downloadsWithoutUA downloads refused for a missing/blank user-agent
  * @property {number} resets sockets destroyed on purpose (reset faults, forced resets, truncations)
  * @property {number} clientAborts generation requests whose client closed the connection before the answer was sent
+ * @property {number} catalogReads GET /v1/models requests
  * @property {Record<number, number>} byStatus
  *
  * @typedef {{ method: string, path: string, headers: Record<string, string>, body: unknown }} LogEntry
@@ -62,6 +75,24 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  * @property {() => void} reset
  * @property {() => Promise<void>} close
  *
+ * @typedef {object} Accepts what a model takes besides prompt, n, seed, response_format and output_format
+ * @property {[number, number] | null} steps inclusive range, or not taken
+ * @property {boolean} guidance `guidance_scale`
+ * @property {boolean} negativePrompt
+ * @property {boolean} promptUpsampling
+ * @property {{ min: number, max: number, multipleOf: number } | 'aspect'} size width/height limits, or Kontext's aspect_ratio
+ * @property {boolean} imageUrl
+ * @property {boolean} referenceImages
+ *
+ * @typedef {object} FakeModel
+ * @property {string} id
+ * @property {string} [display_name]
+ * @property {string} [organization]
+ * @property {string} [type] default 'image'
+ * @property {Record<string, unknown>} [pricing]
+ * @property {boolean} [gated] behind the third-party data sharing gate
+ * @property {Accepts} [accepts] default: ANY (the fake's old rules)
+ *
  * @typedef {{ model: string, prompt: string, width: number, height: number, steps: number, n: number,
  *   seed: unknown, responseFormat: 'base64' | 'url', outputFormat: 'jpeg' | 'png' }} Params
  * @typedef {{ bytes: Buffer, type: string, truncate: boolean, expire: boolean }} StoredImage
@@ -74,6 +105,101 @@ const ERR = {
   429: { message: 'Rate limit exceeded. Please retry after the time given in retry-after.', type: 'rate_limit_exceeded', param: null, code: 'rate_limit_exceeded' },
   500: { message: 'Internal server error', type: 'server_error' },
   503: { message: 'The server is overloaded or not ready yet.', type: 'service_unavailable' },
+  // Message and code as the facts file gives them ("Account gate"); the type is the fake's guess.
+  gate: { message: 'This model requires third-party data sharing to be enabled for your organization.', type: 'invalid_request_error', param: null, code: 'third_party_data_sharing_blocked' },
+  // The facts file gives only "422 ... the safety checker refusing a prompt"; this wording and code are the fake's.
+  safety: { message: 'The prompt was flagged by the safety checker and no image was generated.', type: 'invalid_request_error', param: 'prompt', code: 'content_policy_violation' },
+}
+
+/** A prompt containing this gets the safety checker's 422 (not billed). */
+export const SAFETY_MARKER = '[fake-unsafe]'
+
+/** Kontext's aspect ratios and the size each gives (skills api-reference.md, "Dimensions Guide"). @type {Record<string, [number, number]>} */
+export const KONTEXT_SIZES = {
+  '1:1': [1024, 1024], '16:9': [1344, 768], '9:16': [768, 1344], '4:3': [1184, 864], '3:2': [1248, 832],
+}
+
+/** @type {Accepts} */
+const ANY = { steps: [1, 50], guidance: true, negativePrompt: true, promptUpsampling: true, size: { min: 64, max: 2048, multipleOf: 8 }, imageUrl: true, referenceImages: true }
+const FLUX2_SIZE = { min: 256, max: 1920, multipleOf: 1 }
+/** @param {Partial<Accepts>} a @returns {Accepts} */
+const accepts = a => ({ steps: null, guidance: false, negativePrompt: false, promptUpsampling: false, size: FLUX2_SIZE, imageUrl: false, referenceImages: false, ...a })
+/** @param {number} usd */
+const perMegapixel = (usd, minSteps = 0) => ({ hourly: 0, input: 0, output: 0, base: 0, finetune: 0, image_pixel: minSteps ? { price_per_megapixel: usd, min_steps: minSteps } : { price_per_megapixel: usd } })
+/** @param {number} usd */
+const perImage = usd => ({ hourly: 0, input: 0, output: 0, base: 0, finetune: 0, image: { example_price: usd } })
+const BFL = 'Black Forest Labs'
+
+/**
+ * What the fake serves (facts file: "FLUX models in the 2026-10-07 serverless catalog", "Per-model parameters",
+ * "Known prices (2026)"; where a price is a range the lower figure). FLUX.1 Kontext [max]'s $0.08 per MP is BFL's
+ * list price, not from the facts file. Two non-FLUX image models and one chat model stand beside them.
+ * @type {FakeModel[]}
+ */
+export const MODELS = [
+  { id: 'black-forest-labs/FLUX.2-pro', display_name: 'FLUX.2 [pro]', organization: BFL, gated: true, pricing: perMegapixel(0.03), accepts: accepts({ promptUpsampling: true, imageUrl: true, referenceImages: true }) },
+  { id: 'black-forest-labs/FLUX.2-dev', display_name: 'FLUX.2 [dev]', organization: BFL, gated: true, pricing: perImage(0.0154), accepts: accepts({ steps: [1, 50], guidance: true, referenceImages: true }) },
+  { id: 'black-forest-labs/FLUX.2-flex', display_name: 'FLUX.2 [flex]', organization: BFL, gated: true, pricing: perMegapixel(0.05), accepts: accepts({ steps: [1, 50], guidance: true, imageUrl: true, referenceImages: true }) },
+  { id: 'black-forest-labs/FLUX.2-max', display_name: 'FLUX.2 [max]', organization: BFL, gated: true, pricing: perMegapixel(0.07), accepts: accepts({}) },
+  { id: 'black-forest-labs/FLUX.1.1-pro', display_name: 'FLUX1.1 [pro]', organization: BFL, pricing: perMegapixel(0.04), accepts: accepts({ negativePrompt: true }) },
+  { id: 'black-forest-labs/FLUX.1-kontext-pro', display_name: 'FLUX.1 Kontext [pro]', organization: BFL, pricing: perMegapixel(0.04, 28), accepts: accepts({ steps: [1, 50], size: 'aspect', imageUrl: true }) },
+  { id: 'black-forest-labs/FLUX.1-kontext-max', display_name: 'FLUX.1 Kontext [max]', organization: BFL, pricing: perMegapixel(0.08, 28), accepts: accepts({ steps: [1, 50], size: 'aspect', imageUrl: true }) },
+  { id: 'openai/gpt-image-2', display_name: 'GPT Image 2', organization: 'OpenAI', pricing: { hourly: 0, input: 0, output: 0, base: 0, finetune: 0 }, accepts: ANY },
+  { id: 'Qwen/Qwen-Image', display_name: 'Qwen Image', organization: 'Qwen', pricing: perImage(0.0058), accepts: ANY },
+  { id: 'meta-llama/Llama-3.3-70B-Instruct-Turbo', type: 'chat', display_name: 'Llama 3.3 70B Instruct Turbo', organization: 'Meta', pricing: { hourly: 0, input: 0.88, output: 0.88, base: 0, finetune: 0 } },
+]
+
+/** Body fields a model may not take, with the Accepts flag that allows each. */
+const MODEL_PARAMS = /** @type {const} */ ([
+  ['guidance_scale', 'guidance'], ['negative_prompt', 'negativePrompt'], ['prompt_upsampling', 'promptUpsampling'],
+  ['image_url', 'imageUrl'], ['reference_images', 'referenceImages'],
+])
+
+/**
+ * The first parameter `model` does not take or whose value it refuses, as the 400's message and param.
+ * @param {FakeModel} model @param {Record<string, unknown>} b
+ * @returns {{ message: string, param: string } | undefined}
+ */
+function modelParamError(model, b) {
+  const a = model.accepts ?? ANY
+  const has = (/** @type {string} */ key) => b[key] !== undefined && b[key] !== null
+  const name = model.id
+  if (has('steps')) {
+    if (!a.steps) return { message: `Model ${name} does not support the steps parameter`, param: 'steps' }
+    if (!int(a.steps[0], a.steps[1])(b.steps)) return { message: `steps must be an integer between ${a.steps[0]} and ${a.steps[1]}`, param: 'steps' }
+  }
+  for (const [key, flag] of MODEL_PARAMS) {
+    if (has(key) && !a[flag]) return { message: `Model ${name} does not support the ${key} parameter`, param: key }
+  }
+  if (a.size === 'aspect') {
+    if (has('aspect_ratio') && !Object.hasOwn(KONTEXT_SIZES, String(b.aspect_ratio))) {
+      return { message: `aspect_ratio must be one of ${Object.keys(KONTEXT_SIZES).map(r => `"${r}"`).join(', ')}`, param: 'aspect_ratio' }
+    }
+  } else {
+    if (has('aspect_ratio') && model.accepts) return { message: `Model ${name} does not support the aspect_ratio parameter`, param: 'aspect_ratio' }
+    const { min, max, multipleOf } = a.size
+    for (const side of ['width', 'height']) {
+      if (has(side) && !int(min, max, multipleOf)(b[side])) {
+        return { message: `${side} must be an integer${multipleOf > 1 ? ` multiple of ${multipleOf}` : ''} between ${min} and ${max}`, param: side }
+      }
+    }
+  }
+  return undefined
+}
+
+/**
+ * The size of the image a model makes: Kontext's ratio (given, else the nearest to width/height), else width × height.
+ * @param {FakeModel | undefined} model @param {Record<string, unknown>} b @param {Params} p
+ * @returns {[number, number]}
+ */
+function outputSize(model, b, p) {
+  if (model?.accepts?.size !== 'aspect') return [p.width, p.height]
+  const given = String(b.aspect_ratio)
+  if (Object.hasOwn(KONTEXT_SIZES, given)) return KONTEXT_SIZES[given]
+  const distance = (/** @type {[number, number]} */ [w, h]) => Math.abs(Math.log(w / h) - Math.log(p.width / p.height))
+  let best = KONTEXT_SIZES['1:1']
+  for (const size of Object.values(KONTEXT_SIZES)) if (distance(size) < distance(best)) best = size
+  return best
 }
 
 /** @param {number} status */
@@ -229,9 +355,10 @@ function parseParams(input) {
   const params = /** @type {Params} */ ({
     model: field('model', 'black-forest-labs/FLUX.1-schnell', true, nonEmpty, 'model is required'),
     prompt: field('prompt', 'forced', true, nonEmpty, 'prompt is required'),
-    width: field('width', 1024, false, int(64, 2048, 8), 'width must be an integer multiple of 8 between 64 and 2048'),
-    height: field('height', 1024, false, int(64, 2048, 8), 'height must be an integer multiple of 8 between 64 and 2048'),
-    steps: field('steps', 20, false, int(1, 50), 'steps must be an integer between 1 and 50'),
+    // Limits of width, height and steps depend on the model: modelParamError checks them.
+    width: field('width', 1024, false, int(1, 100_000), 'width must be a positive integer'),
+    height: field('height', 1024, false, int(1, 100_000), 'height must be a positive integer'),
+    steps: field('steps', 20, false, int(1, 1000), 'steps must be a positive integer'),
     n: field('n', 1, false, int(1, 4), 'n must be an integer between 1 and 4'),
     seed: b.seed,
     responseFormat: field('response_format', 'url', false, oneOf(['base64', 'url']),
@@ -243,9 +370,13 @@ function parseParams(input) {
 
 // ---------------------------------------------------------------- server
 
+/** Retired by Together (facts file, "The catalog moved"): 404 model_not_available. */
+export const RETIRED_MODELS = ['black-forest-labs/FLUX.1-schnell', 'black-forest-labs/FLUX.1-schnell-Free', 'black-forest-labs/FLUX.1-dev']
+
 const defaults = () => ({
-  latencyMs: 0, credits: Infinity, retiredModels: ['black-forest-labs/FLUX.1-schnell-Free'], maxInFlight: Infinity,
+  latencyMs: 0, credits: Infinity, retiredModels: RETIRED_MODELS, maxInFlight: Infinity,
   ratePerSecond: Infinity, faults: {}, seed: 1, imageBytes: 0, redirectDownloads: false, chunkedDownloads: false,
+  dataSharing: true, extraModels: [],
 })
 
 /**
@@ -254,7 +385,7 @@ const defaults = () => ({
  * @returns {Promise<FakeTogether>}
  */
 export async function startFakeTogether(options = {}) {
-  /** @type {Required<Omit<FakeTogetherOptions, 'apiKeys' | 'urlBase' | 'retryAfter'>> & FakeTogetherOptions} */
+  /** @type {Required<Omit<FakeTogetherOptions, 'apiKeys' | 'urlBase' | 'retryAfter' | 'catalogResponse'>> & FakeTogetherOptions} */
   const opts = defaults()
   /** @param {FakeTogetherOptions} partial undefined values restore the default */
   const apply = partial => {
@@ -280,7 +411,7 @@ export async function startFakeTogether(options = {}) {
   const sockets = new Set()
   /** Responses the fake itself cut off (not the client's doing). @type {WeakSet<Res>} */
   const resetOnPurpose = new WeakSet()
-  const newStats = () => ({ requests: 0, generations: 0, inFlight: 0, maxInFlight: 0, downloads: 0, downloadsWithAuth: 0, downloadsWithoutUA: 0, resets: 0, clientAborts: 0, byStatus: {} })
+  const newStats = () => ({ requests: 0, generations: 0, inFlight: 0, maxInFlight: 0, downloads: 0, downloadsWithAuth: 0, downloadsWithoutUA: 0, resets: 0, clientAborts: 0, catalogReads: 0, byStatus: {} })
   /** @type {FakeStats} */
   const stats = newStats()
   /** @type {LogEntry[]} */
@@ -309,6 +440,29 @@ export async function startFakeTogether(options = {}) {
   /** @param {string} message @param {string | null} param @param {string | null} code */
   const invalid = (message, param, code) => ({ error: { message, type: 'invalid_request_error', param, code } })
 
+  /** The image model the fake serves under `id` now, or undefined (retired, unknown, or not an image model). */
+  const servedModel = (/** @type {string} */ id) =>
+    opts.retiredModels.includes(id) ? undefined : [...MODELS, ...opts.extraModels].find(m => m.id === id && (m.type ?? 'image') === 'image')
+  /** @param {import('node:http').IncomingMessage} req */
+  const bearer = req => /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
+  /** @param {string | undefined} token */
+  const keyRejected = token => !token || (opts.apiKeys !== undefined && !opts.apiKeys.includes(token))
+
+  /** GET /v1/models: the models served now, in Together's ModelInfo shape (a bare array). @param {import('node:http').IncomingMessage} req @param {Res} res */
+  function catalog(req, res) {
+    stats.catalogReads++
+    if (keyRejected(bearer(req))) return send(res, 401, { error: ERR.auth })
+    const forced = opts.catalogResponse
+    if (forced) {
+      if (forced.reset) return destroy(res)
+      return send(res, forced.status, forced.body ?? { error: defaultError(forced.status) }, forced.headers)
+    }
+    const list = [...MODELS, ...opts.extraModels]
+      .filter(m => !opts.retiredModels.includes(m.id))
+      .map((m, i) => ({ id: m.id, object: 'model', created: 1_760_000_000 + i, type: m.type ?? 'image', display_name: m.display_name ?? m.id, organization: m.organization ?? m.id.split('/')[0], pricing: m.pricing ?? { hourly: 0, input: 0, output: 0, base: 0, finetune: 0 } }))
+    send(res, 200, list)
+  }
+
   /** Takes a token, or returns the ms until the next one. */
   function takeToken() {
     const rate = opts.ratePerSecond
@@ -320,12 +474,12 @@ export async function startFakeTogether(options = {}) {
     return Math.max(1, Math.ceil(((1 - tokens) / rate) * 1000))
   }
 
-  /** @param {Params} p @param {{ truncate: boolean, expire: boolean }} dl */
-  function success(p, dl) {
+  /** @param {Params} p @param {{ truncate: boolean, expire: boolean }} dl @param {[number, number]} size what the model makes */
+  function success(p, dl, [width, height]) {
     const data = []
     for (let index = 0; index < p.n; index++) {
       const seedText = `${p.prompt}\n${String(p.seed ?? '')}\n${index}`
-      const bytes = p.outputFormat === 'png' ? makePng(p.width, p.height, seedText, opts.imageBytes) : makeJpeg(seedText, opts.imageBytes, p.width, p.height)
+      const bytes = p.outputFormat === 'png' ? makePng(width, height, seedText, opts.imageBytes) : makeJpeg(seedText, opts.imageBytes, width, height)
       const timings = { inference: opts.latencyMs / 1000 }
       if (p.responseFormat === 'base64') {
         data.push({ index, type: 'b64_json', b64_json: bytes.toString('base64'), timings })
@@ -347,21 +501,28 @@ export async function startFakeTogether(options = {}) {
         await sleep(forced.delayMs ?? opts.latencyMs)
         opts.credits = Math.max(0, opts.credits - params.n)
         stats.generations += params.n
-        return send(res, 200, success(params, { truncate: false, expire: false }), forced.headers)
+        const size = outputSize(servedModel(params.model), /** @type {Record<string, unknown>} */ (body ?? {}), params)
+        return send(res, 200, success(params, { truncate: false, expire: false }, size), forced.headers)
       }
       await sleep(forced.delayMs ?? 0)
       if (forced.reset) return destroy(res)
       return send(res, forced.status, forced.body ?? { error: defaultError(forced.status) }, forced.headers)
     }
 
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
-    if (!token || (opts.apiKeys && !opts.apiKeys.includes(token))) return send(res, 401, { error: ERR.auth })
+    const token = bearer(req)
+    if (keyRejected(token)) return send(res, 401, { error: ERR.auth })
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return send(res, 400, invalid('Request body must be a JSON object', null, null))
+    const b = /** @type {Record<string, unknown>} */ (body)
     const { params, error } = parseParams(body)
     if (error) return send(res, 400, invalid(error.message, error.param, null))
-    if (opts.retiredModels.includes(params.model)) {
+    const model = servedModel(params.model)
+    if (!model) {
       return send(res, 404, invalid(`Unable to access model ${params.model}. Please visit https://api.together.ai/models to view the list of supported models.`, 'model', 'model_not_available'))
     }
+    if (model.gated && (!opts.dataSharing || token?.startsWith('gated-'))) return send(res, 403, { error: ERR.gate })
+    const paramError = modelParamError(model, b)
+    if (paramError) return send(res, 400, invalid(paramError.message, paramError.param, null))
+    if (params.prompt.includes(SAFETY_MARKER)) return send(res, 422, { error: ERR.safety })
     if (opts.credits < params.n) return send(res, 402, { error: ERR.credits })
     if (admitted >= opts.maxInFlight) return send(res, 429, { error: ERR[429] }, { 'retry-after': '1', 'x-ratelimit-remaining': '0' })
     const waitMs = takeToken()
@@ -388,7 +549,7 @@ export async function startFakeTogether(options = {}) {
       const expire = !truncate && dl < (f.truncate ?? 0) + (f.expire ?? 0)
       // latencyMs is the whole answer time from admission, like a real service's: making and encoding the image
       // (~3 ms for 150 KB alone, more when 8 requests arrive together on this one thread) is part of it, not added.
-      const answer = JSON.stringify(success(params, { truncate, expire }))
+      const answer = JSON.stringify(success(params, { truncate, expire }, outputSize(model, b, params)))
       await sleep(opts.latencyMs - (performance.now() - admittedAt))
       stats.generations += params.n
       /** @type {Record<string, string>} */
@@ -446,6 +607,8 @@ export async function startFakeTogether(options = {}) {
           if (!res.writableFinished && !resetOnPurpose.has(res) && !closing) stats.clientAborts++
         })
         generate(req, res, body).catch(err => send(res, 500, { error: { message: String(err), type: 'server_error' } }))
+      } else if (route === '/v1/models' && req.method === 'GET') {
+        catalog(req, res)
       } else if (/^\/(shrt|img)\//.test(route) && (req.method === 'GET' || req.method === 'HEAD')) {
         download(req, res, route)
       } else {
