@@ -77,6 +77,8 @@ const tasks = {
     let retries = 0
     let next = 0
     const started = performance.now()
+    // The same one catalog request the plugin makes before its first generation (#9), so both pay for it.
+    await (await fetch(`${args.baseURL}/models`, { headers: { authorization: `Bearer ${args.apiKey}` } })).text()
     const worker = async () => {
       while (next < args.prompts.length) {
         const i = next++
@@ -142,7 +144,7 @@ async function naive(prompt, onRetry) {
     const res = await fetch(`${args.baseURL}/images/generations`, {
       method: 'POST',
       headers: { authorization: `Bearer ${args.apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'black-forest-labs/FLUX.1-schnell', prompt, width: 1024, height: 768, steps: 4, n: 1, response_format: 'base64', output_format: 'jpeg' }),
+      body: JSON.stringify({ model: 'black-forest-labs/FLUX.2-dev', prompt, width: 1024, height: 768, n: 1, response_format: 'base64', output_format: 'jpeg' }),
     })
     const json = /** @type {any} */ (await res.json())
     if (res.status === 200) return Buffer.from(json.data[0].b64_json, 'base64')

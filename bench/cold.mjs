@@ -49,7 +49,7 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
     const cpu = process.cpuUsage()
     const result = await measure()
     const { user, system } = process.cpuUsage(cpu)
-    const admitted = arrivals.filter((_, i) => i < answers.length && fake.stats.requests === answers.length)
+    const admitted = arrivals.filter((_, i) => i < answers.length && fake.stats.generationRequests === answers.length)
     const serviceMs = admitted.length ? median(admitted.map((a, i) => answers[i] - a)) : undefined
     return {
       name,
@@ -62,7 +62,7 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
       // inside generate() (the engine loads undici on first use, ~130 ms).
       firstRequestToLastAnswerMs: arrivals.length && answers.length ? round(answers[answers.length - 1] - arrivals[0]) : null,
       images: result.images,
-      requests: fake.stats.requests,
+      requests: fake.stats.generationRequests,
       status429: fake.stats.byStatus[429] ?? 0,
       retries: result.retries,
       cpuMs: round(result.cpuMs),

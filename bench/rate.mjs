@@ -34,7 +34,7 @@ export async function rate(run, { smoke }) {
         imagesPerSecond: round(imagesPerSecond, 2),
         ofAllowance: round(imagesPerSecond / perSecond, 3),
         ofBestPossible: round(bestMs / r.wallMs, 3),
-        requests: fake.stats.requests,
+        requests: fake.stats.generationRequests,
         status429: fake.stats.byStatus[429] ?? 0,
         retries: r.retries,
       })

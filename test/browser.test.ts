@@ -187,13 +187,13 @@ describe.skipIf(!hasChromium && !inCI)('playground in headless Chromium', () => 
   }, 180_000)
 
   it('with no key: builds with placeholders, and every placeholder shows', async () => {
-    const before = fake.stats.requests
+    const before = fake.stats.generationRequests
     const { dist, entries, log } = await buildPlayground('no-key', {})
     const { shown, summary, problems } = await open(dist)
 
     await expectEveryImageLoaded(dist, entries, shown)
     expect(entries.every(e => e.placeholder && e.file.endsWith('.svg'))).toBe(true)
-    expect(fake.stats.requests).toBe(before)
+    expect(fake.stats.generationRequests).toBe(before)
     expect(log).toContain('no API key')
     expect(summary).toContain(`${entries.length} placeholders`)
     expect(problems).toEqual([])

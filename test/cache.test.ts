@@ -72,8 +72,8 @@ describe('put / get / read', () => {
     )
   })
 
-  it('records the prompt, settings, sha256, byte size, response id and creation time', async () => {
-    const bytes = makeJpeg('record me', 3000, 64, 64)
+  it('records the prompt, settings, sha256, byte size, the size read from the image, response id and creation time', async () => {
+    const bytes = makeJpeg('record me', 3000, 96, 64)
     const before = Date.now()
     await put('record me', bytes, 'fake-123')
     const record = await readRecord(keyOf('record me'))
@@ -85,6 +85,9 @@ describe('put / get / read', () => {
       ext: 'jpg',
       size: bytes.length,
       sha256: sha256(bytes),
+      // From the JPEG's SOF header: what was received, whatever the settings asked for (64×64).
+      width: 96,
+      height: 64,
       mtimeMs: expect.any(Number),
       responseId: 'fake-123',
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),

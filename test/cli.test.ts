@@ -7,11 +7,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { main } from '../src/core/cli'
 import { formatCost } from '../src/core/price'
 import { formatSummary } from '../src/core/summary'
-import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
-import { API_KEY, cachedKeys, captureIO, engineFor, REPO, removeDir, scene, tempDir, TMP, writeScripts } from './core-helpers'
+import { SAFETY_MARKER, startFakeTogether, type FakeTogether } from './fake-together.mjs'
+import { API_KEY, cachedKeys, captureIO, engineFor, generationBodies, REPO, removeDir, scene, tempDir, TMP, writeScripts } from './core-helpers'
 
 const ENV_NAMES = ['TOGETHER_API_KEY', 'TOGETHER_BEARER_TOKEN', 'TOGETHER_BASE_URL'] as const
-const SIZE = ['--width', '64', '--height', '64']
+const SIZE = ['--width', '256', '--height', '256']
 /** `N assets · g generated · c cached · p placeholders · t s · est. $x` (the cost part checked separately). */
 const SUMMARY = /^(\d+) assets?(?: \(\d+ images?\))? · (\d+) generated · (\d+) cached · (\d+) placeholders?(?: · \d+ failed)? · \d+\.\d s · (est\. \$\d+\.\d+|cost unknown)$/
 const STACK_LINE = /^\s+at .+[(:]\d*/m
@@ -67,7 +67,7 @@ describe('generate', () => {
     expect(lines[1]).toBe('')
     const [, assets, generated, cached, placeholders, cost] = SUMMARY.exec(lines[0]!) ?? []
     expect([assets, generated, cached, placeholders]).toEqual(['3', '3', '0', '0'])
-    expect(cost).toBe('est. $0.000033') // 3 × 64×64 px at $0.0027/MP: two significant digits, never "$0.0000"
+    expect(cost).toBe('est. $0.046') // 3 × FLUX.2 [dev] at $0.0154 per image (the fake's catalog price)
     expect(fake.stats.generations).toBe(3)
     expect(await cachedKeys(join(root, '.flux-cache'))).toHaveLength(3)
 
@@ -104,23 +104,27 @@ describe('generate', () => {
     const out = JSON.parse(run.stdout)
     expect(out.summary).toMatchObject({ assets: 3, unique: 3, generated: 3, cached: 0, placeholders: 0, failed: 0, estimatedCost: expect.any(Number) })
     expect(out.assets).toHaveLength(3)
-    expect(out.assets[0]).toMatchObject({ script: 'a.script.json', pointer: '/visual_track/0/assets/a', id: 'a', prompt: 'cli one', placeholder: false, width: 64, height: 64 })
+    expect(out.assets[0]).toMatchObject({ script: 'a.script.json', pointer: '/visual_track/0/assets/a', id: 'a', prompt: 'cli one', placeholder: false, width: 256, height: 256 })
     expect(out.assets.map((a: { file: string }) => a.file.startsWith(join(root, '.flux-cache')))).toEqual([true, true, true])
   })
 
-  it('an unknown model says "cost unknown" instead of a price', async () => {
+  it('an unknown model says "cost unknown" instead of a price, and once that its parameters are unknown', async () => {
     useFake()
     await THREE()
+    // Served and listed by the fake without a price, unknown to the plugin's profiles.
+    fake.set({ extraModels: [{ id: 'acme/unknown-model' }] })
     const run = await cli(['generate', ...SIZE, '--model', 'acme/unknown-model'])
     expect(run.code).toBe(0)
     expect(run.stdout).toMatch(/^3 assets · 3 generated · 0 cached · 0 placeholders · \d+\.\d s · cost unknown\n$/)
-    expect(fake.log.map(e => (e.body as { model: string }).model)).toEqual(['acme/unknown-model', 'acme/unknown-model', 'acme/unknown-model'])
+    expect(run.stderr.match(/is not in this plugin's table/g)).toHaveLength(1)
+    expect(generationBodies(fake).map(b => b.model)).toEqual(['acme/unknown-model', 'acme/unknown-model', 'acme/unknown-model'])
     const status = await cli(['status', ...SIZE, '--model', 'acme/other-unknown'])
     expect(status.stdout).toMatch(/3 missing \(cost unknown\)\n$/)
   })
 
   it('passes the flags on: --model, --width, --height, --steps, --response-format, --concurrency, --include, --cache-dir', async () => {
     useFake()
+    fake.set({ extraModels: [{ id: 'acme/m' }] })
     await writeScripts(root, { 'keep/x.script.json': scene({ x: 'flag x', y: 'flag y' }), 'skip/z.script.json': scene({ z: 'flag z' }) })
     const run = await cli(['generate', '--model', 'acme/m', '--width', '128', '--height', '72', '--steps', '2', '--response-format', 'url', '--concurrency', '1', '--include', 'keep/**/*.script.json', '--cache-dir', 'my-cache', '--json'])
     expect(run.code, run.stderr).toBe(0)
@@ -141,7 +145,7 @@ describe('generate', () => {
     const run = await cli(['generate', ...SIZE])
     expect(run.code).toBe(0)
     expect(run.stdout).toMatch(/^3 assets · 3 generated/)
-    expect(fake.log[0]!.headers.authorization).toBe(`Bearer ${API_KEY}`)
+    expect(fake.log.find(e => e.method === 'POST')!.headers.authorization).toBe(`Bearer ${API_KEY}`)
   })
 })
 
@@ -187,12 +191,13 @@ describe('output a person can follow', () => {
 
   it('one line per failure naming script, id and the API message; exit 0 without --strict', async () => {
     useFake()
-    await writeScripts(root, { 'a.script.json': scene({ ok: 'fine', broken: { prompt: 'dead model', model: 'black-forest-labs/FLUX.1-schnell-Free' } }) })
+    // One image's own failure: the provider's safety system refuses its prompt (422).
+    await writeScripts(root, { 'a.script.json': scene({ ok: 'fine', broken: `a refused prompt ${SAFETY_MARKER}` }) })
     const run = await cli(['generate', ...SIZE], { tty: true })
     expect(run.code).toBe(0)
     const lines = screen(run.stderr).filter(l => l.startsWith('flux-assets:'))
     expect(lines).toEqual([
-      'flux-assets: a.script.json: broken: model "black-forest-labs/FLUX.1-schnell-Free" is not available (404): Unable to access model black-forest-labs/FLUX.1-schnell-Free. Please visit https://api.together.ai/models to view the list of supported models.',
+      "flux-assets: a.script.json: broken: the provider's safety system refused the prompt (422): The prompt was flagged by the safety checker and no image was generated.",
     ])
     expect(run.stdout).toMatch(/^2 assets · 1 generated · 0 cached · 1 placeholder · 1 failed · /)
   })
@@ -215,7 +220,7 @@ describe('output a person can follow', () => {
     expect(run.code).toBe(0)
     expect(run.stderr).toBe('flux-assets: 3 images are not cached and no API key is set (TOGETHER_API_KEY): using placeholders\n')
     expect(run.stdout).toMatch(/^3 assets · 0 generated · 0 cached · 3 placeholders · \d+\.\d s · est\. \$0\.000\n$/)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 
   it('--offline: no request, placeholders for what is missing', async () => {
@@ -224,7 +229,7 @@ describe('output a person can follow', () => {
     const run = await cli(['generate', ...SIZE, '--offline'])
     expect(run.code).toBe(0)
     expect(run.stderr).toBe('flux-assets: 3 images are not cached and offline mode is on: using placeholders\n')
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 })
 
@@ -250,9 +255,9 @@ describe('exit codes', () => {
     const run = await cli(['generate', '--max-new-images', '2'])
     expect(run.code).toBe(1)
     expect(run.stderr).toBe(
-      'flux-assets: 3 new images would be generated (est. $0.0064), more than maxNewImages (2): nothing was generated. Raise maxNewImages (CLI: --max-new-images) to go ahead.\n',
+      'flux-assets: 3 new images would be generated (est. $0.046), more than maxNewImages (2): nothing was generated. Raise maxNewImages (CLI: --max-new-images) to go ahead.\n',
     )
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 
   it.each([
@@ -273,7 +278,7 @@ describe('exit codes', () => {
     expect(run.stderr).toMatch(message)
     expect(run.stderr).not.toMatch(STACK_LINE)
     expect(run.stdout).toBe('')
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 
   it('bad flags point to the usage, which --help prints (exit 0)', async () => {
@@ -285,7 +290,7 @@ describe('exit codes', () => {
     for (const flag of ['--root', '--include', '--cache-dir', '--concurrency', '--response-format', '--model', '--width', '--height', '--steps', '--strict', '--offline', '--max-new-images', '--json', '--dry-run']) {
       expect(help.stdout).toContain(flag)
     }
-    expect(help.stdout).toContain('Exit codes: 0 ok, 1 failed images under --strict or a budget stop, 2 bad usage or bad script input.')
+    expect(help.stdout).toContain('Exit codes: 0 ok, 1 failed images under --strict, a budget stop, a model not served or an account gate,\n2 bad usage or bad script input.')
     const version = await cli(['-v'], { withRoot: false })
     expect(version).toEqual({ code: 0, stdout: `${JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).version}\n`, stderr: '' })
   })
@@ -301,7 +306,7 @@ describe('exit codes', () => {
     expect(run.code).toBe(2)
     expect(run.stderr).toMatch(/^flux-assets: 2 problems in script files:\n {2}a\.script\.json: \d+:\d+: .+\n {2}b\.script\.json: \/visual_track\/0\/assets\/avatar: expected a prompt string or \{ prompt \}\n$/)
     expect(run.stderr).not.toMatch(STACK_LINE)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     // status and prune refuse bad input the same way.
     expect((await cli(['status'])).code).toBe(2)
     expect((await cli(['prune', '--dry-run'])).code).toBe(2)
@@ -318,19 +323,20 @@ describe('status', () => {
       'missing  a.script.json /visual_track/0/assets/a',
       'missing  a.script.json /visual_track/0/assets/b',
       'missing  sub/b.script.json /visual_track/0/assets/c',
-      '2 scripts · 3 assets · 3 images · 0 cached · 3 missing (est. $0.000033)',
+      '2 scripts · 3 assets · 3 images · 0 cached · 3 missing (est. $0.046)',
       '',
     ])
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
 
     await cli(['generate', ...SIZE])
     fake.reset()
     const after = await cli(['status', ...SIZE])
-    expect(after.stdout).toBe('2 scripts · 3 assets · 3 images · 3 cached · 0 missing (est. $0.000)\n')
+    // What the cached images cost is in their records (the catalog's price when they were made).
+    expect(after.stdout).toBe('2 scripts · 3 assets · 3 images · 3 cached ($0.046 spent on them) · 0 missing (est. $0.000)\n')
     // A different size is a different image: status sees it is missing.
-    const other = await cli(['status', '--width', '128', '--height', '64'])
+    const other = await cli(['status', '--width', '512', '--height', '256'])
     expect(other.stdout).toMatch(/0 cached · 3 missing/)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 
   it('--json: counts, cost and the missing assets', async () => {
@@ -340,7 +346,7 @@ describe('status', () => {
     const run = await cli(['status', ...SIZE, '--json'])
     expect(run.code).toBe(0)
     const status = JSON.parse(run.stdout)
-    expect(status).toMatchObject({ scripts: 1, assets: 3, images: 2, cached: 0, missing: 2, estimatedCost: expect.closeTo(2 * ((64 * 64) / 1e6) * 0.0027, 12) })
+    expect(status).toMatchObject({ scripts: 1, assets: 3, images: 2, cached: 0, missing: 2, estimatedCost: expect.closeTo(2 * 0.0154, 12) })
     expect(status.missingAssets.map((m: { id: string }) => m.id)).toEqual(['a', 'b', 'c'])
     expect(Object.keys(status.missingAssets[0]).sort()).toEqual(['id', 'key', 'pointer', 'prompt', 'script'])
   })
@@ -375,7 +381,7 @@ describe('prune', () => {
     // What is left still verifies: generate has nothing to do.
     fake.reset()
     expect((await cli(['generate', ...SIZE])).stdout).toMatch(/ 0 generated · 2 cached /)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 })
 
@@ -412,7 +418,7 @@ describe('the built CLI in a child process', () => {
     const env = { TOGETHER_API_KEY: API_KEY, TOGETHER_BASE_URL: fake.baseURL }
     const first = await run(['generate', ...SIZE], env)
     expect(first.code, first.stderr).toBe(0)
-    expect(first.stdout).toMatch(/^3 assets · 3 generated · 0 cached · 0 placeholders · \d+\.\d s · est\. \$0\.000033\n$/)
+    expect(first.stdout).toMatch(/^3 assets · 3 generated · 0 cached · 0 placeholders · \d+\.\d s · est\. \$0\.046\n$/)
     expect(await cachedKeys(join(root, '.flux-cache'))).toHaveLength(3)
 
     const status = await run(['status', ...SIZE, '--json'], env)
@@ -434,6 +440,6 @@ describe('the built CLI in a child process', () => {
     expect(strict.code).toBe(1)
     expect(strict.stderr).toMatch(/strict: 3 images could not be had/)
     expect(strict.stderr).not.toMatch(STACK_LINE)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 })

@@ -77,11 +77,11 @@ export const silentLogger: Logger = { info() {}, warn() {}, error() {} }
 
 // ---------------------------------------------------------------- the engine, with no bundler
 
-/** Small images keep the fake fast (the API accepts 64..2048). */
-export const SMALL = { width: 64, height: 64 } as const
+/** Small images keep the fake fast (FLUX.2, the default model, takes 256..1920). */
+export const SMALL = { width: 256, height: 256 } as const
 
 /**
- * An engine over root with these options (64×64 unless said otherwise, silent). The key and base URL come only from
+ * An engine over root with these options (256×256 unless said otherwise, silent). The key and base URL come only from
  * `user` and `env` (default: none): the developer's own TOGETHER_* variables never leak in.
  */
 export function engineFor(root: string, user: FluxAssetsOptions = {}, env: Record<string, string | undefined> = {}): Engine {

@@ -61,6 +61,7 @@ import { deflateSync, crc32 as zlibCrc32 } from 'node:zlib'
  * @property {number} resets sockets destroyed on purpose (reset faults, forced resets, truncations)
  * @property {number} clientAborts generation requests whose client closed the connection before the answer was sent
  * @property {number} catalogReads GET /v1/models requests
+ * @property {number} generationRequests POST /v1/images/generations requests (answered or not)
  * @property {Record<number, number>} byStatus
  *
  * @typedef {{ method: string, path: string, headers: Record<string, string>, body: unknown }} LogEntry
@@ -411,7 +412,7 @@ export async function startFakeTogether(options = {}) {
   const sockets = new Set()
   /** Responses the fake itself cut off (not the client's doing). @type {WeakSet<Res>} */
   const resetOnPurpose = new WeakSet()
-  const newStats = () => ({ requests: 0, generations: 0, inFlight: 0, maxInFlight: 0, downloads: 0, downloadsWithAuth: 0, downloadsWithoutUA: 0, resets: 0, clientAborts: 0, catalogReads: 0, byStatus: {} })
+  const newStats = () => ({ requests: 0, generations: 0, inFlight: 0, maxInFlight: 0, downloads: 0, downloadsWithAuth: 0, downloadsWithoutUA: 0, resets: 0, clientAborts: 0, catalogReads: 0, generationRequests: 0, byStatus: {} })
   /** @type {FakeStats} */
   const stats = newStats()
   /** @type {LogEntry[]} */
@@ -442,7 +443,9 @@ export async function startFakeTogether(options = {}) {
 
   /** The image model the fake serves under `id` now, or undefined (retired, unknown, or not an image model). */
   const servedModel = (/** @type {string} */ id) =>
-    opts.retiredModels.includes(id) ? undefined : [...MODELS, ...opts.extraModels].find(m => m.id === id && (m.type ?? 'image') === 'image')
+    opts.retiredModels.includes(id) ? undefined : allModels().find(m => m.id === id && (m.type ?? 'image') === 'image')
+  /** MODELS with extraModels added; an extra model with the id of a built-in one replaces it (e.g. to change a price). */
+  const allModels = () => [...MODELS.filter(m => !opts.extraModels.some(e => e.id === m.id)), ...opts.extraModels]
   /** @param {import('node:http').IncomingMessage} req */
   const bearer = req => /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
   /** @param {string | undefined} token */
@@ -457,7 +460,7 @@ export async function startFakeTogether(options = {}) {
       if (forced.reset) return destroy(res)
       return send(res, forced.status, forced.body ?? { error: defaultError(forced.status) }, forced.headers)
     }
-    const list = [...MODELS, ...opts.extraModels]
+    const list = allModels()
       .filter(m => !opts.retiredModels.includes(m.id))
       .map((m, i) => ({ id: m.id, object: 'model', created: 1_760_000_000 + i, type: m.type ?? 'image', display_name: m.display_name ?? m.id, organization: m.organization ?? m.id.split('/')[0], pricing: m.pricing ?? { hourly: 0, input: 0, output: 0, base: 0, finetune: 0 } }))
     send(res, 200, list)
@@ -600,6 +603,7 @@ export async function startFakeTogether(options = {}) {
       const route = path.split('?')[0]
       if (route === '/v1/images/generations') {
         if (req.method !== 'POST') return send(res, 405, invalid(`Method ${req.method} not allowed`, null, 'method_not_allowed'), { allow: 'POST' })
+        stats.generationRequests++
         stats.inFlight++
         stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight)
         res.on('close', () => {

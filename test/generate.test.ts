@@ -7,7 +7,7 @@ import { generateAssets } from '../src'
 import { BudgetError, StrictError } from '../src/core/errors'
 import { cacheKey } from '../src/core/key'
 import type { ImageSettings, Progress } from '../src/core/types'
-import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
+import { SAFETY_MARKER, startFakeTogether, type FakeTogether } from './fake-together.mjs'
 import { allText, API_KEY, cachedKeys, engineFor, fakeOptions, generationBodies, recordingLogger, removeDir, runEngine, scene, SMALL, tempDir, writeScripts } from './core-helpers'
 
 let fake: FakeTogether
@@ -29,22 +29,24 @@ afterEach(async () => {
 })
 
 const cacheDir = () => join(root, '.flux-cache')
-/** generateAssets as a user calls it, pointed at the fake with the sentinel key, 64×64, silent. */
+/** generateAssets as a user calls it, pointed at the fake with the sentinel key, 256×256, silent. */
 const generate = (more: Parameters<typeof generateAssets>[0] = {}) =>
   generateAssets({ root, ...SMALL, ...fakeOptions(fake), logger: recordingLogger(), ...more })
 
-const PER_IMAGE_64 = ((64 * 64) / 1_000_000) * 0.0027
+/** FLUX.2 [dev]: a flat $0.0154 per image (the fake's catalog, as Together's). */
+const PER_IMAGE = 0.0154
 
 describe('generateAssets', () => {
   it('returns one record per asset occurrence, shaped { script, pointer, id, prompt, key, settings, file, width, height, placeholder }', async () => {
     await writeScripts(root, {
-      'scenes/intro.script.json': { title: 'ignored', visual_track: [{ narration: 'ignored too' }, { assets: { avatar: 'A businessman in a suit', logo: { prompt: 'A logo', width: 128, height: 96 } } }] },
+      'scenes/intro.script.json': { title: 'ignored', visual_track: [{ narration: 'ignored too' }, { assets: { avatar: 'A businessman in a suit', logo: { prompt: 'A logo', width: 512, height: 384 } } }] },
     })
     const { assets } = await generate()
     expect(assets).toHaveLength(2)
     const [avatar, logo] = assets
     expect(Object.keys(avatar!).sort()).toEqual(['file', 'height', 'id', 'key', 'placeholder', 'pointer', 'prompt', 'script', 'settings', 'width'])
-    const settings: ImageSettings = { provider: 'together', model: 'black-forest-labs/FLUX.1-schnell', width: 64, height: 64, steps: 4, outputFormat: 'jpeg' }
+    // Exactly what was sent: FLUX.2 [dev] gets no steps unless they are set.
+    const settings: ImageSettings = { provider: 'together', model: 'black-forest-labs/FLUX.2-dev', width: 256, height: 256, outputFormat: 'jpeg' }
     expect(avatar).toStrictEqual({
       script: 'scenes/intro.script.json',
       pointer: '/visual_track/1/assets/avatar',
@@ -53,11 +55,11 @@ describe('generateAssets', () => {
       key: cacheKey('A businessman in a suit', settings),
       settings,
       file: expect.stringMatching(new RegExp(`^${cacheDir().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/v1/[0-9a-f]{2}/[0-9a-f]{64}-[0-9a-f]{16}\\.jpg$`)),
-      width: 64,
-      height: 64,
+      width: 256,
+      height: 256,
       placeholder: false,
     })
-    expect(logo).toMatchObject({ id: 'logo', pointer: '/visual_track/1/assets/logo', width: 128, height: 96, settings: { width: 128, height: 96 }, placeholder: false })
+    expect(logo).toMatchObject({ id: 'logo', pointer: '/visual_track/1/assets/logo', width: 512, height: 384, settings: { width: 512, height: 384 }, placeholder: false })
     // `file` is the cache path of a verified image, and the record beside it says the same prompt.
     const record = JSON.parse(await readFile(join(cacheDir(), 'v1', avatar!.key.slice(0, 2), `${avatar!.key}.json`), 'utf8'))
     expect(record).toMatchObject({ key: avatar!.key, prompt: avatar!.prompt, settings, responseId: expect.stringMatching(/^fake-\d+$/) })
@@ -88,26 +90,35 @@ describe('generateAssets', () => {
     expect(first.summary).toMatchObject({ generated: 3, cached: 0 })
     fake.reset()
     const second = await generate()
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(second.summary).toMatchObject({ assets: 3, unique: 3, generated: 0, cached: 3, placeholders: 0, estimatedCost: 0 })
     expect(second.assets.map(a => a.file)).toEqual(first.assets.map(a => a.file))
   })
 
   it('summary: counts, duration and the estimated cost of what was generated this run', async () => {
+    // Listed before the first run: the catalog is read once per process (and base URL).
+    fake.set({ extraModels: [{ id: 'acme/unknown-model' }] })
     await writeScripts(root, { 'a.script.json': scene({ a: 'one', b: 'two', c: 'one' }) })
     const { summary } = await generate()
     expect(summary).toMatchObject({ assets: 3, unique: 2, generated: 2, cached: 0, placeholders: 0, failed: 0 })
     expect(summary.durationMs).toBeGreaterThanOrEqual(0)
     expect(Number.isInteger(summary.durationMs)).toBe(true)
-    expect(summary.estimatedCost).toBeCloseTo(2 * PER_IMAGE_64, 12)
+    expect(summary.estimatedCost).toBeCloseTo(2 * PER_IMAGE, 12)
 
-    // Steps scale the price; an unknown model makes it unknown (null), never 0.
+    // A model whose price is not known (listed by the fake without one) makes the estimate unknown (null), never 0.
     await writeScripts(root, { 'a.script.json': scene({ a: { prompt: 'eight steps', steps: 8 }, b: { prompt: 'other model', model: 'acme/unknown-model' } }) })
     const mixed = await generate({ cacheDir: 'cache-2' })
     expect(mixed.summary.estimatedCost).toBeNull()
     await writeScripts(root, { 'a.script.json': scene({ a: { prompt: 'eight steps', steps: 8 } }) })
     const steps = await generate({ cacheDir: 'cache-3' })
-    expect(steps.summary.estimatedCost).toBeCloseTo(2 * PER_IMAGE_64, 12)
+    // FLUX.2 [dev] is priced per image: steps do not change it.
+    expect(steps.summary.estimatedCost).toBeCloseTo(PER_IMAGE, 12)
+
+    // Priced per megapixel, scaled by steps above the listing's min_steps: FLUX.1 Kontext [pro] at $0.04 per MP from 28
+    // steps, its 1:1 size 1024×1024 (1.048576 MP), at 42 steps: 1.5 times the price.
+    await writeScripts(root, { 'a.script.json': scene({ a: { prompt: 'kontext', model: 'black-forest-labs/FLUX.1-kontext-pro', aspectRatio: '1:1', steps: 42 } }) })
+    const kontext = await generate({ cacheDir: 'cache-4' })
+    expect(kontext.summary.estimatedCost).toBeCloseTo(1.048576 * 0.04 * 1.5, 12)
   })
 
   it('reports progress up to done === total', async () => {
@@ -126,7 +137,7 @@ describe('when an image cannot be had', () => {
     const logs = recordingLogger()
     // No apiKey option, no env, no .env.
     const { assets, summary } = await runEngine(root, { baseURL: fake.baseURL, logger: logs })
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(summary).toMatchObject({ assets: 3, unique: 2, generated: 0, cached: 0, placeholders: 2, failed: 0 })
     for (const a of assets) expect(a).toMatchObject({ placeholder: true, file: null, error: 'no API key (set TOGETHER_API_KEY)' })
     expect(logs.warnings).toEqual(['2 images are not cached and no API key is set (TOGETHER_API_KEY): using placeholders'])
@@ -136,7 +147,7 @@ describe('when an image cannot be had', () => {
     const viaApi = await generateAssets({ root, ...SMALL, baseURL: fake.baseURL, logger: logs })
     expect(viaApi.summary.placeholders).toBe(2)
     expect(logs.warnings).toHaveLength(2)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 
   it('no key: what is cached is still used', async () => {
@@ -145,7 +156,7 @@ describe('when an image cannot be had', () => {
     await writeScripts(root, { 'a.script.json': scene({ a: 'cached already', b: 'not yet' }) })
     fake.reset()
     const { assets, summary } = await runEngine(root, { baseURL: fake.baseURL })
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(summary).toMatchObject({ cached: 1, placeholders: 1 })
     expect(assets.map(a => a.placeholder)).toEqual([false, true])
   })
@@ -157,7 +168,7 @@ describe('when an image cannot be had', () => {
     fake.reset()
     const logs = recordingLogger()
     const { assets, summary } = await generate({ offline: true, logger: logs })
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(summary).toMatchObject({ generated: 0, cached: 1, placeholders: 1, failed: 0 })
     expect(assets[1]).toMatchObject({ id: 'b', placeholder: true, file: null, error: 'offline: no API call made' })
     expect(logs.warnings).toEqual(['1 image is not cached and offline mode is on: using placeholders'])
@@ -186,7 +197,7 @@ describe('when an image cannot be had', () => {
 
   it('a failed asset becomes a placeholder with one line naming script, id and message; the others finish and are cached', async () => {
     await writeScripts(root, {
-      'a.script.json': scene({ good1: 'works one', broken: { prompt: 'asks a retired model', model: 'black-forest-labs/FLUX.1-schnell-Free' }, good2: 'works two' }),
+      'a.script.json': scene({ good1: 'works one', broken: `refused by the safety checker ${SAFETY_MARKER}`, good2: 'works two' }),
       'b.script.json': scene({ good3: 'works three' }),
     })
     const logs = recordingLogger()
@@ -194,12 +205,13 @@ describe('when an image cannot be had', () => {
     expect(summary).toMatchObject({ assets: 4, generated: 3, placeholders: 1, failed: 1 })
     const broken = assets.find(a => a.id === 'broken')!
     expect(broken).toMatchObject({ placeholder: true, file: null })
-    expect(broken.error).toMatch(/^model "black-forest-labs\/FLUX\.1-schnell-Free" is not available \(404\)/)
+    expect(broken.error).toMatch(/^the provider's safety system refused the prompt \(422\)/)
     expect(logs.warnings).toEqual([`a.script.json: broken: ${broken.error}`])
     expect(await cachedKeys(cacheDir())).toEqual(assets.filter(a => a.id !== 'broken').map(a => a.key).sort())
   })
 
-  it('a model the API does not serve is asked once, then not again in the run', async () => {
+  it('a model the API does not serve is asked once, then not again in the run (the catalog unreadable, so it is asked)', async () => {
+    fake.set({ catalogResponse: { status: 503 } })
     const dead = { model: 'black-forest-labs/FLUX.1-schnell-Free' }
     await writeScripts(root, { 'a.script.json': scene({ a: { prompt: 'dead 1', ...dead }, b: { prompt: 'dead 2', ...dead }, c: { prompt: 'dead 3', ...dead }, d: 'alive' }) })
     const { assets } = await generate({ concurrency: 1 })
@@ -214,7 +226,7 @@ describe('when an image cannot be had', () => {
     await writeScripts(root, { 'a.script.json': scene({ a: 'c1', b: 'c2', c: 'c3', d: 'c4', e: 'c5' }) })
     const logs = recordingLogger()
     const { assets, summary } = await generate({ concurrency: 1, logger: logs })
-    expect(fake.stats.requests).toBe(3)
+    expect(fake.stats.generationRequests).toBe(3)
     expect(summary).toMatchObject({ generated: 2, placeholders: 3, failed: 3 })
     expect(assets.map(a => a.placeholder)).toEqual([false, false, true, true, true])
     expect(assets[2]!.error).toMatch(/^out of credits \(402\)/)
@@ -230,9 +242,9 @@ describe('when an image cannot be had', () => {
     expect(error).toBeInstanceOf(BudgetError)
     expect((error as BudgetError).code).toBe('FLUX_BUDGET')
     expect((error as BudgetError).message).toBe(
-      '3 new images would be generated (est. $0.0064), more than maxNewImages (2): nothing was generated. Raise maxNewImages (CLI: --max-new-images) to go ahead.',
+      '3 new images would be generated (est. $0.046), more than maxNewImages (2): nothing was generated. Raise maxNewImages (CLI: --max-new-images) to go ahead.',
     )
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(await cachedKeys(cacheDir())).toEqual([])
 
     // Exactly at the limit goes ahead; cached images do not count against it.
@@ -293,8 +305,8 @@ describe('prompts, concurrency, abort', () => {
     engine.store.put = async (...args) => {
       // The first write waits for the second request (up to 5 s): with the slot still held it would never come.
       if (!requestsWhileFirstWrite) {
-        for (let i = 0; i < 100 && fake.stats.requests < 2; i++) await new Promise(r => setTimeout(r, 50))
-        requestsWhileFirstWrite = fake.stats.requests
+        for (let i = 0; i < 100 && fake.stats.generationRequests < 2; i++) await new Promise(r => setTimeout(r, 50))
+        requestsWhileFirstWrite = fake.stats.generationRequests
       }
       return put(...args)
     }
@@ -336,7 +348,7 @@ describe('prompts, concurrency, abort', () => {
       onProgress: p => p.generated === 1 && controller.abort(reason),
     })
     await expect(run).rejects.toBe(reason)
-    const sent = fake.stats.requests
+    const sent = fake.stats.generationRequests
     expect(sent).toBeGreaterThanOrEqual(1)
     expect(sent).toBeLessThan(5)
     expect(await cachedKeys(cacheDir())).toHaveLength(1)
@@ -355,7 +367,7 @@ describe('prompts, concurrency, abort', () => {
   it('an already aborted signal makes no request', async () => {
     await writeScripts(root, { 'a.script.json': scene({ a: 'never sent' }) })
     await expect(generate({ signal: AbortSignal.abort(new Error('gone')) })).rejects.toThrow('gone')
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 
   it('the key never appears in records or cache files', async () => {

@@ -29,7 +29,8 @@ describe('defaults', () => {
       responseFormat: 'base64',
       promptPrefix: '',
       promptSuffix: '',
-      defaults: { model: 'black-forest-labs/FLUX.1-schnell', width: 1024, height: 768, steps: 4, seed: undefined, outputFormat: 'jpeg' },
+      // No steps: FLUX.2 [dev] picks its own (the retired FLUX.1 [schnell]'s profile sends 4).
+      defaults: { model: 'black-forest-labs/FLUX.2-dev', width: 1024, height: 768, steps: undefined, seed: undefined, outputFormat: 'jpeg' },
       concurrency: 4,
       retries: 4,
       maxRetryDelay: 60_000,
@@ -38,6 +39,7 @@ describe('defaults', () => {
       strict: false,
       offline: false,
       maxNewImages: 100,
+      maxCost: undefined,
     })
     expect(DEFAULT_BASE_URL).toBe('https://api.together.xyz/v1')
   })

@@ -3,10 +3,12 @@
 import { readFile } from 'node:fs/promises'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ApiError, ImageError } from '../src/core/errors'
-import { DEFAULT_MODEL, resolveOptions } from '../src/core/options'
-import { createTogetherProvider, USER_AGENT, type ImageProvider } from '../src/core/together'
+import { resolveOptions } from '../src/core/options'
+import { DEFAULT_MODEL } from '../src/core/providers'
+import type { ImageProvider } from '../src/core/providers/contract'
+import { createTogetherProvider, USER_AGENT } from '../src/core/providers/together'
 import type { FluxAssetsOptions, ImageSettings } from '../src/core/types'
-import { startFakeTogether, makePng, type FakeTogether, type ForcedResponse } from './fake-together.mjs'
+import { startFakeTogether, makePng, SAFETY_MARKER, type FakeTogether, type ForcedResponse } from './fake-together.mjs'
 import { API_KEY, cachedKeys, fakeOptions, generationBodies, recordingLogger, removeDir, runEngine, scene, SMALL, tempDir, writeScripts } from './core-helpers'
 
 let fake: FakeTogether
@@ -23,7 +25,7 @@ afterEach(async () => {
   await removeDir(root)
 })
 
-const SETTINGS: ImageSettings = { provider: 'together', model: DEFAULT_MODEL, width: 64, height: 64, steps: 4, outputFormat: 'jpeg' }
+const SETTINGS: ImageSettings = { provider: 'together', model: DEFAULT_MODEL, width: 256, height: 256, outputFormat: 'jpeg' }
 
 /** A provider with the resolved defaults (what the engine would build), over the fake. */
 function providerFor(user: FluxAssetsOptions = {}): ImageProvider {
@@ -36,23 +38,22 @@ const isJpeg = (b: Buffer) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff
 const isPng = (b: Buffer) => b.subarray(0, 8).equals(Buffer.from('89504e470d0a1a0a', 'hex'))
 
 describe('request body', () => {
-  it('sends exactly the issue\'s body with every default: FLUX.1-schnell, 1024×768, steps 4, n 1, base64, jpeg, no seed', async () => {
+  it('sends exactly the default body: FLUX.2 [dev], 1024×768, no steps (the model picks), n 1, base64, jpeg, no seed', async () => {
     await writeScripts(root, { 'a.script.json': scene({ hero: 'a red fox in the snow' }) })
-    // The engine's own defaults, not the 64×64 the other tests use.
+    // The engine's own defaults, not the 256×256 the other tests use.
     await runEngine(root, fakeOptions(fake, { width: undefined, height: undefined }))
     const [body, ...rest] = generationBodies(fake)
     expect(rest).toEqual([])
     expect(body).toStrictEqual({
-      model: 'black-forest-labs/FLUX.1-schnell',
+      model: 'black-forest-labs/FLUX.2-dev',
       prompt: 'a red fox in the snow',
       width: 1024,
       height: 768,
-      steps: 4,
       n: 1,
       response_format: 'base64',
       output_format: 'jpeg',
     })
-    const headers = fake.log[0]!.headers
+    const headers = fake.log.find(e => e.method === 'POST')!.headers
     expect(headers.authorization).toBe(`Bearer ${API_KEY}`)
     expect(headers['content-type']).toBe('application/json')
     expect(headers['user-agent']).toBe(USER_AGENT)
@@ -66,11 +67,14 @@ describe('request body', () => {
         custom: { prompt: 'a custom prompt', model: 'some/other-model', width: 128, height: 96, steps: 8, outputFormat: 'png' },
       }),
     })
+    // A model of the fake's own that takes any parameter (unknown to the plugin: sent what was set).
+    fake.set({ extraModels: [{ id: 'some/other-model' }] })
     await runEngine(root, fakeOptions(fake, { concurrency: 1, responseFormat: 'url' }))
     const byPrompt = new Map(generationBodies(fake).map(b => [b.prompt, b]))
     expect(byPrompt.size).toBe(3)
     expect(byPrompt.get('a plain prompt')).not.toHaveProperty('seed')
-    expect(byPrompt.get('a seeded prompt')).toMatchObject({ seed: 42, steps: 4, n: 1 })
+    expect(byPrompt.get('a plain prompt')).not.toHaveProperty('steps')
+    expect(byPrompt.get('a seeded prompt')).toMatchObject({ seed: 42, n: 1 })
     expect(byPrompt.get('a custom prompt')).toStrictEqual({
       model: 'some/other-model',
       prompt: 'a custom prompt',
@@ -107,7 +111,7 @@ describe('response modes end to end', () => {
     const { assets, summary } = await runEngine(root, fakeOptions(fake, { responseFormat: 'url' }))
     expect(summary).toMatchObject({ generated: 2, placeholders: 0 })
     expect(fake.stats).toMatchObject({ generations: 2, downloads: 2, downloadsWithAuth: 0, downloadsWithoutUA: 0 })
-    const downloads = fake.log.filter(e => e.method === 'GET')
+    const downloads = fake.log.filter(e => e.method === 'GET' && e.path !== '/v1/models')
     expect(downloads.map(d => d.headers['user-agent'])).toEqual([USER_AGENT, USER_AGENT])
     expect(isJpeg(await readFile(assets[0]!.file!))).toBe(true)
     expect(isPng(await readFile(assets[1]!.file!))).toBe(true)
@@ -140,7 +144,7 @@ describe('retries', { timeout: 15_000 }, () => {
     fake.enqueue(forced)
     const logs = recordingLogger()
     const { assets, summary } = await runEngine(root, fakeOptions(fake, { logger: logs }))
-    expect(fake.stats.requests).toBe(2)
+    expect(fake.stats.generationRequests).toBe(2)
     expect(summary).toMatchObject({ generated: 1, placeholders: 0, failed: 0 })
     expect(assets[0]!.placeholder).toBe(false)
     expect(logs.infos).toHaveLength(1)
@@ -175,23 +179,24 @@ describe('retries', { timeout: 15_000 }, () => {
     fake.set({ faults: { status503: 1 } })
     const logs = recordingLogger()
     const { assets, summary } = await runEngine(root, fakeOptions(fake, { retries: 2, logger: logs }))
-    expect(fake.stats.requests).toBe(3)
+    expect(fake.stats.generationRequests).toBe(3)
     expect(summary).toMatchObject({ generated: 0, placeholders: 1, failed: 1 })
     expect(assets[0]).toMatchObject({ placeholder: true, file: null, error: 'the API answered 503: The server is overloaded or not ready yet.' })
   })
 
   const NOT_RETRIED: Array<[string, () => void, FluxAssetsOptions, RegExp]> = [
-    ['400 (invalid parameter)', () => {}, { width: 8, height: 8 }, /^the API answered 400: width must be an integer multiple of 8 between 64 and 2048$/],
+    ['400 (invalid parameter)', () => fake.enqueue({ status: 400, body: { error: { message: 'Input validation error', type: 'invalid_request_error', param: 'prompt' } } }), {}, /^the API answered 400: Input validation error$/],
     ['401 (key rejected)', () => fake.set({ apiKeys: ['another-key'] }), {}, /^API key rejected \(401\): Invalid API key provided/],
     ['402 (out of credits)', () => fake.set({ credits: 0 }), {}, /^out of credits \(402\): Credit limit exceeded/],
-    ['403', () => fake.enqueue({ status: 403, body: { error: { message: 'Forbidden for this account', type: 'permission_error' } } }), {}, /^the API answered 403: Forbidden for this account$/],
     [
+      // With the catalog unreadable the request is made, and the 404 names the model.
       '404 (the retired free model, named)',
-      () => {},
+      () => fake.set({ catalogResponse: { status: 500 } }),
       { model: 'black-forest-labs/FLUX.1-schnell-Free' },
       /^model "black-forest-labs\/FLUX\.1-schnell-Free" is not available \(404\): Unable to access model black-forest-labs\/FLUX\.1-schnell-Free/,
     ],
-    ['422', () => fake.enqueue({ status: 422, body: { error: { message: 'prompt rejected by the safety filter', type: 'invalid_request_error' } } }), {}, /^the API answered 422: prompt rejected by the safety filter$/],
+    ['422 (invalid)', () => fake.enqueue({ status: 422, body: { error: { message: 'seed must be an integer', type: 'invalid_request_error' } } }), {}, /^the API answered 422: seed must be an integer$/],
+    ['422 (safety refusal)', () => {}, { promptSuffix: ` ${SAFETY_MARKER}` }, /^the provider's safety system refused the prompt \(422\): The prompt was flagged by the safety checker/],
   ]
 
   it.each(NOT_RETRIED)('%s is tried once, and the placeholder says why', async (_, arrange, user, message) => {
@@ -199,11 +204,11 @@ describe('retries', { timeout: 15_000 }, () => {
     arrange()
     const logs = recordingLogger()
     const { assets, summary } = await runEngine(root, fakeOptions(fake, { logger: logs, ...user }))
-    expect(fake.stats.requests).toBe(1)
+    expect(fake.stats.generationRequests).toBe(1)
     expect(summary).toMatchObject({ generated: 0, placeholders: 1, failed: 1 })
     expect(assets[0]!.error).toMatch(message)
     expect(logs.infos).toEqual([]) // no "retry" line
-    expect(logs.warnings).toEqual([`a.script.json: hero: ${assets[0]!.error}`])
+    expect(logs.warnings.filter(w => !w.startsWith('the model catalog could not be checked'))).toEqual([`a.script.json: hero: ${assets[0]!.error}`])
     expect(await cachedKeys(`${root}/.flux-cache`)).toEqual([])
   })
 
@@ -239,7 +244,7 @@ describe('timeout', () => {
     const logs = recordingLogger()
     const { summary } = await runEngine(root, fakeOptions(fake, { timeout: 300, logger: logs }))
     expect(summary).toMatchObject({ generated: 1, placeholders: 0 })
-    expect(fake.stats.requests).toBe(2)
+    expect(fake.stats.generationRequests).toBe(2)
     expect(logs.infos).toEqual([expect.stringMatching(/^a\.script\.json: hero: no answer from 127\.0\.0\.1:\d+ within 0\.3 s; retry 1 in \d+ ms$/)])
   })
 })
@@ -270,7 +275,7 @@ describe('the bytes decide', () => {
     await writeScripts(root, { 'a.script.json': scene({ hero: 'junk then image' }) })
     fake.enqueue(b64Answer(Buffer.from('<html>not an image</html>')))
     const { assets } = await runEngine(root, fakeOptions(fake))
-    expect(fake.stats.requests).toBe(2)
+    expect(fake.stats.generationRequests).toBe(2)
     expect(assets[0]!.placeholder).toBe(false)
     expect(isJpeg(await readFile(assets[0]!.file!))).toBe(true)
   })

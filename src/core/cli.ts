@@ -5,7 +5,10 @@ import { createEngine } from './engine'
 import { resolveOptions } from './options'
 import { estimateTotal, formatCost } from './price'
 import { formatProgress, formatSummary } from './summary'
-import type { FluxAssetsOptions, Logger, Progress } from './types'
+import { defaultProvider } from './providers'
+import { formatPrice, priceFor, sortImageModels } from './providers/catalog'
+import { describeAccepts, findProfile } from './providers/models'
+import type { FluxAssetsOptions, Logger, Progress, ResolvedOptions } from './types'
 
 const HELP = `Usage: flux-assets <command> [options]
 
@@ -13,17 +16,19 @@ Commands:
   generate   Generate every missing image into the cache (the default)
   status     Show cached and missing images and the estimated cost; makes no API call
   prune      Delete cache entries no script references (--dry-run lists them)
+  models     List the image models the key can use, with prices and what each takes
 
 Options:
   --root <dir>               Project root (default: current directory)
   --include <glob>           Script files, repeatable (default: **/*.script.json)
   --cache-dir <dir>          Cache folder (default: .flux-cache)
-  --model <id>               Model (default: black-forest-labs/FLUX.1-schnell)
+  --model <id>               Model (default: black-forest-labs/FLUX.2-dev)
   --width <px>, --height <px>, --steps <n>
   --response-format <fmt>    base64 (default) or url
   --concurrency <n>          Requests at once (default: 4)
   --retries <n>              Retries per image after the first attempt (default: 4)
   --max-new-images <n>       Stop before calling when more would be generated (default: 100)
+  --max-cost <usd>           Stop before calling when the estimate is over this (default: no cap)
   --offline                  Make no API call; missing images become placeholders
   --strict                   Exit 1 if any image is a placeholder or failed
   --dry-run                  With prune: list, delete nothing
@@ -31,7 +36,8 @@ Options:
   --verbose                  Also print retries
   -h, --help, -v, --version
 
-Exit codes: 0 ok, 1 failed images under --strict or a budget stop, 2 bad usage or bad script input.
+Exit codes: 0 ok, 1 failed images under --strict, a budget stop, a model not served or an account gate,
+2 bad usage or bad script input.
 The API key comes from TOGETHER_API_KEY (or TOGETHER_BEARER_TOKEN), also read from <root>/.env.`
 
 export async function main(argv: string[], io = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
@@ -46,7 +52,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
   if (flags.help) return void io.stdout.write(`${HELP}\n`), 0
   if (flags.version) return void io.stdout.write(`${version}\n`), 0
   const command = positionals[0] ?? 'generate'
-  if (!['generate', 'status', 'prune'].includes(command) || positionals.length > 1) {
+  if (!['generate', 'status', 'prune', 'models'].includes(command) || positionals.length > 1) {
     io.stderr.write(`flux-assets: unknown command "${positionals.join(' ')}"\n\nRun flux-assets --help for usage.\n`)
     return 2
   }
@@ -77,6 +83,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
   try {
     const options = resolveOptions({ ...toOptions(flags), logger, onProgress, signal: controller.signal })
     secret = options.apiKey
+    if (command === 'models') return await listModels(options, io, !!flags.json)
     const engine = createEngine(options)
     try {
       const { files, requests } = await engine.scan()
@@ -91,6 +98,9 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
       if (command === 'status') {
         const hits = await Promise.all([...keys.keys()].map(async k => [k, await engine.store.get(k)] as const))
         const cachedKeys = new Set(hits.filter(([, hit]) => hit).map(([k]) => k))
+        // What the cached images cost when they were made (entries from before 2026-12 did not record it).
+        let cacheCost: number | null = 0
+        for (const [, hit] of hits) if (hit) cacheCost = cacheCost === null || typeof hit.record.cost !== 'number' ? null : cacheCost + hit.record.cost
         const missing = [...keys.values()].filter(r => !cachedKeys.has(r.key))
         const missingAssets = requests.filter(r => !cachedKeys.has(r.key))
         const status = {
@@ -100,12 +110,15 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
           cached: keys.size - missing.length,
           missing: missing.length,
           estimatedCost: estimateTotal(missing.map(r => r.settings)),
+          cachedCost: cacheCost,
           missingAssets: missingAssets.map(r => ({ script: r.script, pointer: r.pointer, id: r.id, prompt: r.prompt, key: r.key })),
         }
         if (flags.json) io.stdout.write(`${JSON.stringify(status, null, 2)}\n`)
         else {
           for (const r of missingAssets) io.stdout.write(`missing  ${r.script} ${r.pointer}\n`)
-          io.stdout.write(`${status.scripts} ${status.scripts === 1 ? 'script' : 'scripts'} · ${status.assets} assets · ${status.images} images · ${status.cached} cached · ${status.missing} missing (${formatCost(status.estimatedCost)})\n`)
+          io.stdout.write(
+            `${status.scripts} ${status.scripts === 1 ? 'script' : 'scripts'} · ${status.assets} assets · ${status.images} images · ${status.cached} cached${status.cached ? ` (${cacheCost === null ? 'cost unknown' : `$${cacheCost.toFixed(3)}`} spent on them)` : ''} · ${status.missing} missing (${formatCost(status.estimatedCost)})\n`,
+          )
         }
         return 0
       }
@@ -132,6 +145,24 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
   }
 }
 
+/** `flux-assets models`: what the key can use (the provider's catalog), FLUX first, with price and what each takes. */
+async function listModels(options: ResolvedOptions, io: { stdout: NodeJS.WritableStream }, json: boolean): Promise<number> {
+  if (!options.apiKey) throw new FluxError('FLUX_NO_KEY', 'models needs an API key (TOGETHER_API_KEY) to ask which models it can use')
+  const provider = await defaultProvider.load(options)
+  try {
+    if (!provider.catalog) throw new FluxError('FLUX_CATALOG', 'this provider has no model list')
+    const models = sortImageModels((await provider.catalog(options.signal)).models).map(m => {
+      const profile = findProfile(m.id)
+      return { id: m.id, name: m.displayName ?? profile?.label, price: formatPrice(m.price ?? priceFor(m.id)?.price), takes: profile ? describeAccepts(profile) : 'unknown to this plugin (conservative request)' }
+    })
+    if (json) io.stdout.write(`${JSON.stringify(models, null, 2)}\n`)
+    else for (const m of models) io.stdout.write(`${m.id}${m.id === options.defaults.model ? ' (default)' : ''}\n  ${m.price} · ${m.takes}\n`)
+    return 0
+  } finally {
+    await provider.close()
+  }
+}
+
 function parse(argv: string[]) {
   return parseArgs({
     args: argv,
@@ -149,6 +180,7 @@ function parse(argv: string[]) {
       concurrency: { type: 'string' },
       retries: { type: 'string' },
       'max-new-images': { type: 'string' },
+      'max-cost': { type: 'string' },
       offline: { type: 'boolean' },
       strict: { type: 'boolean' },
       'dry-run': { type: 'boolean' },
@@ -180,6 +212,7 @@ function toOptions(flags: ReturnType<typeof parse>['values']): FluxAssetsOptions
     concurrency: number('concurrency'),
     retries: number('retries'),
     maxNewImages: number('max-new-images'),
+    maxCost: number('max-cost'),
     offline: flags.offline,
     strict: flags.strict,
   }

@@ -1,11 +1,15 @@
+import { describe } from './errors'
 import { resolveOptions } from './options'
 import { plan } from './plan'
-import { checkStrict, decide } from './policy'
+import { checkModels, checkRun, checkStrict, decide, type Spent } from './policy'
+import { usePrices } from './price'
+import { defaultProvider } from './providers'
 import { scanScripts } from './scan'
 import { schedule } from './schedule'
 import { FileStore } from './store'
 import { hitOf, type ImageResult, progressOf, summarize } from './summary'
-import type { ImageProvider } from './together'
+import type { ImageProvider } from './providers/contract'
+import type { Catalog } from './providers/catalog'
 import type { AssetRecord, AssetRequest, CacheHit, FluxAssetsOptions, GenerateResult, ResolvedOptions } from './types'
 
 /** What the engine's generate() gives its callers (the plugin, the CLI): the result, and the cache entries behind it. */
@@ -19,6 +23,8 @@ export interface Engine {
   readonly store: FileStore
   /** Finds and validates every script. Throws ScriptError listing every problem. */
   scan(): ReturnType<typeof scanScripts>
+  /** Says each note once per engine (an unknown model, a size a model rounds): not once per image or rebuild. */
+  note(notes: Iterable<string>): void
   /** Makes sure every request has an image: from the cache, generated, or a placeholder. */
   generate(requests: AssetRequest[], signal?: AbortSignal): Promise<EngineResult>
   /** Closes connections. */
@@ -33,6 +39,12 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   const store = new FileStore(options.cacheDir)
   let provider = inject.provider
   let recovered = false
+  /** What this engine has paid for so far: the budget caps hold for a whole dev/watch session, not per rebuild. */
+  const spent: Spent = { images: 0, cost: 0 }
+  const said = new Set<string>()
+  const note = (notes: Iterable<string>) => {
+    for (const n of notes) if (!said.has(n)) (said.add(n), options.logger.warn(n))
+  }
 
   async function generate(requests: AssetRequest[], signal = options.signal): Promise<EngineResult> {
     const started = performance.now()
@@ -49,15 +61,21 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const report = () => options.onProgress?.(progressOf(results, work.unique.size, generating))
     report()
 
-    const decision = decide(work.missing, options, !!options.apiKey || !!inject.provider)
+    const decision = decide(work.missing, options, !!options.apiKey || !!inject.provider, spent)
     if ('placeholders' in decision) {
       for (const r of work.missing) results.set(r.key, { kind: 'placeholder', reason: decision.placeholders })
       if (decision.warning) options.logger.warn(decision.warning)
       if (work.missing.length) report()
     } else if (decision.generate.length) {
-      // Loaded on first use: undici takes ~100 ms to import, a tenth of a warm build that never calls the API.
-      const { createTogetherProvider } = await import('./together')
-      provider ??= createTogetherProvider(options)
+      provider ??= await defaultProvider.load(options)
+      // The catalog (free) before the first paid request: a model it does not list stops the run here, unbilled.
+      const catalog = await readCatalog(provider, signal)
+      if (catalog) {
+        usePrices(catalog.models)
+        checkModels(decision.generate, catalog)
+        // Prices may have changed with the catalog: the caps are checked again on the catalog's figures.
+        decide(work.missing, options, true, spent)
+      }
       await schedule({
         requests: decision.generate,
         provider,
@@ -73,16 +91,43 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const assets: AssetRecord[] = requests.map(r => toRecord(r, results.get(r.key)!))
     for (const a of assets) if (results.get(a.key)!.kind === 'failed') options.logger.warn(`${a.script}: ${a.id}: ${a.error}`)
     const summary = summarize(results, requests.length, performance.now() - started)
+    spent.images += summary.generated
+    spent.cost = spent.cost === null || summary.estimatedCost === null ? null : spent.cost + summary.estimatedCost
+    const resized = assets.filter(a => a.file && (a.width !== a.settings.width || a.height !== a.settings.height))
+    if (resized.length) {
+      const [first] = resized
+      note([`${resized.length} image${resized.length === 1 ? '' : 's'} came back at another size than asked (e.g. ${first!.id}: ${first!.settings.width}×${first!.settings.height} asked, ${first!.width}×${first!.height} received): records report the size received`])
+    }
+    checkRun(results)
     checkStrict(assets, options.strict)
     const hits = new Map<string, CacheHit>()
     for (const [key, result] of results) if (hitOf(result)) hits.set(key, hitOf(result)!)
     return { assets, summary, hits }
   }
 
+  /** The catalog, or `undefined` (said once) when it cannot be read: the built-in table is used then. */
+  async function readCatalog(p: ImageProvider, signal: AbortSignal | undefined): Promise<Catalog | undefined> {
+    if (!p.catalog) return undefined
+    try {
+      return await p.catalog(signal)
+    } catch (error) {
+      if (signal?.aborted) throw error
+      // The key itself refused (401, 403): the generation request says so in its own words, no note needed.
+      if ([401, 402, 403].includes((error as { status?: number }).status ?? 0)) return undefined
+      note([`the model catalog could not be checked (${describe(error, options.apiKey)}): carrying on with the built-in model and price table`])
+      return undefined
+    }
+  }
+
   return {
     options,
     store,
-    scan: () => scanScripts(options),
+    scan: async () => {
+      const scanned = await scanScripts(options)
+      note(scanned.notes)
+      return scanned
+    },
+    note,
     generate,
     close: async () => {
       await provider?.close()
@@ -91,14 +136,14 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   }
 }
 
-/** One asset occurrence as callers see it: where it is, and its image file or why it has none. */
+/** One asset occurrence as callers see it: where it is, and its image file (with its true size) or why it has none. */
 function toRecord(r: AssetRequest, result: ImageResult): AssetRecord {
   const hit = hitOf(result)
   return {
     ...r,
     file: hit?.file ?? null,
-    width: r.settings.width,
-    height: r.settings.height,
+    width: hit?.record.width ?? r.settings.width,
+    height: hit?.record.height ?? r.settings.height,
     placeholder: !hit,
     ...(hit ? {} : { error: (result as { reason: string }).reason }),
   }

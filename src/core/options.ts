@@ -3,11 +3,11 @@ import { isAbsolute, relative, resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { FluxError } from './errors'
 import { createLogger } from './logger'
+import { DEFAULT_MODEL } from './providers'
 import { OPTIONS, type OptionName, type OptionSpec, problem } from './schema'
 import type { FluxAssetsOptions, ResolvedOptions } from './types'
 
 export const DEFAULT_BASE_URL = 'https://api.together.xyz/v1'
-export const DEFAULT_MODEL = 'black-forest-labs/FLUX.1-schnell'
 export const DEFAULT_INCLUDE = ['**/*.script.json']
 
 /** Warnings and errors on the console; info (retries, summaries) only with `DEBUG=flux-assets`. */
@@ -53,6 +53,10 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
       height: value('height'),
       steps: value('steps'),
       seed: value('seed'),
+      guidance: value('guidance'),
+      negativePrompt: value('negativePrompt'),
+      aspectRatio: value('aspectRatio'),
+      promptUpsampling: value('promptUpsampling'),
       outputFormat: value('outputFormat'),
     },
     concurrency: value('concurrency'),
@@ -63,6 +67,7 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
     strict: value('strict'),
     offline: value('offline'),
     maxNewImages: value('maxNewImages'),
+    maxCost: value('maxCost'),
     signal: value('signal'),
     logger: value('logger') ?? consoleLogger,
     onProgress: value('onProgress'),

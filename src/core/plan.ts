@@ -1,6 +1,8 @@
 import { cacheKey } from './key'
+import { defaultProvider, type ProviderDefinition } from './providers'
+import type { RequestFields } from './providers/models'
 import type { Store } from './store'
-import type { AssetRequest, CacheHit, ImageSettings, ResolvedOptions } from './types'
+import type { AssetRequest, CacheHit, ImageSettings, ResolvedOptions, ScriptIssue } from './types'
 
 /** Per-asset settings a script gave, already validated against the schema. */
 export type Overrides = Partial<Omit<ImageSettings, 'provider'>>
@@ -17,15 +19,43 @@ export interface Occurrence {
 
 export type RequestOptions = Pick<ResolvedOptions, 'promptPrefix' | 'promptSuffix' | 'defaults'>
 
+/** An asset's request, or why its model cannot take its settings (bad input, before any call); notes to say once. */
+export type Planned = { request: AssetRequest; issues?: undefined; notes: string[] } | { request?: undefined; issues: ScriptIssue[]; notes: string[] }
+
 /**
  * The one rule for what an image is: the final prompt (prefix + prompt + suffix) and the settings (global, then per
- * asset), hashed into its cache key. Whatever changes the pixels is in here; nothing else is.
+ * asset) as the model's profile turns them into a request: exactly what is sent and changes the pixels, hashed into
+ * the cache key. A setting the model cannot take is an issue at the asset (or at its own key, when the script set it).
  */
-export function toRequest(asset: Occurrence, options: RequestOptions): AssetRequest {
-  const settings = { provider: 'together', ...options.defaults, ...asset.overrides } as ImageSettings
-  if (settings.seed === undefined) delete settings.seed
+export function toRequest(asset: Occurrence, options: RequestOptions, provider: ProviderDefinition = defaultProvider): Planned {
+  const merged = { ...options.defaults, ...asset.overrides }
+  const model = merged.model ?? provider.defaultModel
+  const planned = provider.plan(model, merged)
+  if (!planned.ok) {
+    const issues = planned.refusals.map(r => {
+      const own = Object.hasOwn(asset.overrides, r.setting)
+      return { script: asset.script, where: own ? `${asset.pointer}/${r.setting}` : asset.pointer, message: own ? r.message : `${r.message} (set by the option "${r.setting}")` }
+    })
+    return { issues, notes: [] }
+  }
+  const settings = toSettings(provider.id, model, planned.fields, planned.expectedSize ?? merged)
   const prompt = options.promptPrefix + asset.prompt + options.promptSuffix
-  return { script: asset.script, pointer: asset.pointer, id: asset.id, prompt, settings, key: cacheKey(prompt, settings) }
+  return { request: { script: asset.script, pointer: asset.pointer, id: asset.id, prompt, settings, key: cacheKey(prompt, settings) }, notes: planned.notes }
+}
+
+/**
+ * The request fields in our names. Only what is sent is present: the key of a FLUX.1 [schnell] image is exactly
+ * today's ({ provider, model, width, height, steps, seed?, outputFormat }), so existing caches keep working.
+ */
+function toSettings(provider: string, model: string, f: RequestFields, size: { width: number; height: number }): ImageSettings {
+  const settings: ImageSettings = { provider, model, width: f.width ?? size.width, height: f.height ?? size.height, outputFormat: f.output_format }
+  if (f.steps !== undefined) settings.steps = f.steps
+  if (f.seed !== undefined) settings.seed = f.seed
+  if (f.guidance_scale !== undefined) settings.guidance = f.guidance_scale
+  if (f.negative_prompt !== undefined) settings.negativePrompt = f.negative_prompt
+  if (f.aspect_ratio !== undefined) settings.aspectRatio = f.aspect_ratio
+  if (f.prompt_upsampling !== undefined) settings.promptUpsampling = f.prompt_upsampling
+  return settings
 }
 
 /** A run's work, before any rule or call: the unique images, which of them the cache has, which it lacks. */

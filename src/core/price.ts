@@ -1,18 +1,19 @@
+import { type CatalogModel, estimateImageCost, priceFor } from './providers/catalog'
 import type { ImageSettings } from './types'
 
 /**
- * USD per megapixel at the model's default steps: an estimate from Together's price model
- * (cost = megapixels × price per MP × steps / default steps). Prices change; keep them here and only here.
+ * The catalog read in this process (`GET /models`), if any: its prices win over the built-in table. Set by the
+ * engine when it reads the catalog; per process, as the catalog itself is kept.
  */
-const PRICES: Record<string, { perMegapixel: number; defaultSteps: number }> = {
-  'black-forest-labs/FLUX.1-schnell': { perMegapixel: 0.0027, defaultSteps: 4 },
+let listed: readonly CatalogModel[] | undefined
+
+export function usePrices(models: readonly CatalogModel[] | undefined): void {
+  listed = models
 }
 
-/** Estimated USD for one image, or `null` when the model's price is unknown. */
+/** Estimated USD for one image, or `null` when the model's price is unknown (never $0). */
 export function estimateCost(settings: Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'>): number | null {
-  const price = PRICES[settings.model]
-  if (!price) return null
-  return ((settings.width * settings.height) / 1_000_000) * price.perMegapixel * (settings.steps / price.defaultSteps)
+  return estimateImageCost(priceFor(settings.model, listed)?.price, settings, settings.steps)
 }
 
 /** Sum of estimates; `null` as soon as one is unknown. */

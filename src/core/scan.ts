@@ -8,6 +8,14 @@ import { type Overrides, type RequestOptions, toRequest } from './plan'
 import { OPTIONS, type OptionSpec, PER_ASSET, problem } from './schema'
 import type { AssetRequest, ResolvedOptions, ScriptIssue } from './types'
 
+/** One script, parsed: its document, its requests, its issues, and notes to say once (e.g. an unknown model). */
+export interface ParsedScript {
+  data: unknown
+  requests: AssetRequest[]
+  issues: ScriptIssue[]
+  notes: Set<string>
+}
+
 /** Longest prompt accepted, in characters (code points), as written in the script. */
 export const MAX_PROMPT_LENGTH = 10_000
 const OVERRIDE_KEYS = ['prompt', ...PER_ASSET]
@@ -26,24 +34,25 @@ function escapeSegment(segment: string): string {
  * Pure: one script's text → its parsed document, its asset requests (keyed by plan's rule) and its issues. `script`
  * is the root-relative posix path.
  */
-export function parseScript(source: string, script: string, options: RequestOptions): { data: unknown; requests: AssetRequest[]; issues: ScriptIssue[] } {
+export function parseScript(source: string, script: string, options: RequestOptions): ParsedScript {
   const requests: AssetRequest[] = []
   const issues: ScriptIssue[] = []
+  const notes = new Set<string>()
   const issue = (where: string, message: string) => issues.push({ script, where, message })
 
   const text = source.charCodeAt(0) === 0xfeff ? source.slice(1) : source
-  if (text.trim() === '') return issue('1:1', 'file is empty'), { data: undefined, requests, issues }
+  if (text.trim() === '') return issue('1:1', 'file is empty'), { data: undefined, requests, issues, notes }
   let doc: unknown
   try {
     doc = JSON.parse(text)
   } catch (error) {
     const { where, message } = describeSyntaxError(text, error instanceof Error ? error.message : String(error))
-    return issue(where, message), { data: undefined, requests, issues }
+    return issue(where, message), { data: undefined, requests, issues, notes }
   }
 
-  if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { data: doc, requests, issues }
+  if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { data: doc, requests, issues, notes }
   const track = doc.visual_track
-  if (!Array.isArray(track)) return issue('/visual_track', 'expected an array of scenes'), { data: doc, requests, issues }
+  if (!Array.isArray(track)) return issue('/visual_track', 'expected an array of scenes'), { data: doc, requests, issues, notes }
 
   for (let i = 0; i < track.length; i++) {
     const scene: unknown = track[i]
@@ -68,10 +77,13 @@ export function parseScript(source: string, script: string, options: RequestOpti
       }
       const asset = readAsset(assets[id], pointer, issue)
       if (!asset) continue
-      requests.push(toRequest({ script, pointer, id, prompt: asset.prompt, overrides: asset.overrides }, options))
+      const planned = toRequest({ script, pointer, id, prompt: asset.prompt, overrides: asset.overrides }, options)
+      if (planned.request) requests.push(planned.request)
+      else issues.push(...planned.issues)
+      for (const note of planned.notes) notes.add(note)
     }
   }
-  return { data: doc, requests, issues }
+  return { data: doc, requests, issues, notes }
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -145,7 +157,7 @@ export async function findScripts(options: Pick<ResolvedOptions, 'root' | 'inclu
 }
 
 /** Find + read (concurrently) + parse every script. Throws ScriptError with ALL issues across all files if any. */
-export async function scanScripts(options: ResolvedOptions): Promise<{ files: string[]; requests: AssetRequest[] }> {
+export async function scanScripts(options: ResolvedOptions): Promise<{ files: string[]; requests: AssetRequest[]; notes: string[] }> {
   const files = await findScripts(options)
   const limit = pLimit(READ_CONCURRENCY)
   const results = await Promise.all(
@@ -156,16 +168,16 @@ export async function scanScripts(options: ResolvedOptions): Promise<{ files: st
         try {
           source = await fsp.readFile(file, 'utf8')
         } catch (error) {
-          return { requests: [], issues: [{ script, where: '/', message: readFailure(error) }] }
+          return { requests: [], issues: [{ script, where: '/', message: readFailure(error) }], notes: new Set<string>() }
         }
-        const { requests, issues } = parseScript(source, script, options)
-        return { requests, issues }
+        const { requests, issues, notes } = parseScript(source, script, options)
+        return { requests, issues, notes }
       }),
     ),
   )
   const issues = results.flatMap(r => r.issues)
   if (issues.length > 0) throw new ScriptError(issues)
-  return { files, requests: results.flatMap(r => r.requests) }
+  return { files, requests: results.flatMap(r => r.requests), notes: [...new Set(results.flatMap(r => [...r.notes]))] }
 }
 
 function readFailure(error: unknown): string {

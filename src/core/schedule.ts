@@ -1,11 +1,11 @@
 import pLimit from 'p-limit'
-import { describe, FluxError } from './errors'
+import { type ApiError, describe, FluxError } from './errors'
 import type { KeyLock } from './lock'
 import { reach } from './policy'
 import { abortError, withRetry } from './retry'
 import type { Store } from './store'
 import { costOf, type ImageResult } from './summary'
-import type { ImageProvider } from './together'
+import type { ImageProvider } from './providers/contract'
 import type { AssetRequest, ResolvedOptions } from './types'
 
 export interface ScheduleInput {
@@ -30,8 +30,9 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
   const secret = options.apiKey
   const results = new Map<string, ImageResult>()
   const limit = pLimit(options.concurrency)
-  /** Set by an answer that every further call would get too (401, 402): nothing more is sent. */
+  /** Set by an answer that every further call would get too (401, 402, 403): nothing more is sent. */
   let stop: string | undefined
+  let stopCode: string | undefined
   /** Aborted on stop: cuts retry waits short. Requests in flight are left alone (they may be paid for). */
   const stopped = new AbortController()
   const retrySignal = signal ? AbortSignal.any([signal, stopped.signal]) : stopped.signal
@@ -43,7 +44,7 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
 
   /** `answered` gives the request slot back: called once the image is in hand, before it is written. */
   const one = async (r: AssetRequest, answered: () => void): Promise<ImageResult> => {
-    if (skipReason(r)) return { kind: 'failed', reason: `not attempted: ${skipReason(r)}`, paid: 0, cost: 0 }
+    if (skipReason(r)) return { kind: 'failed', reason: `not attempted: ${skipReason(r)}`, paid: 0, cost: 0, code: stop ? stopCode : 'FLUX_MODEL' }
     const held = await lock.acquire(r.key, () => store.get(r.key), signal)
     if ('ready' in held) return { kind: 'cached', hit: held.ready }
     try {
@@ -65,9 +66,10 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
           onRetry: (error, attempt, delay) => options.logger.info(`${r.script}: ${r.id}: ${describe(error, secret)}; retry ${attempt} in ${delay} ms`),
         })
         answered()
-        const hit = await store.put(r.key, image.bytes, { prompt: r.prompt, settings: r.settings, responseId: image.responseId })
         const billed = Math.max(1, paid.get(r.key) ?? 0)
-        return { kind: 'generated', hit, paid: billed, cost: costOf(r, billed) }
+        const cost = costOf(r, billed)
+        const hit = await store.put(r.key, image.bytes, { prompt: r.prompt, settings: r.settings, responseId: image.responseId, cost })
+        return { kind: 'generated', hit, paid: billed, cost }
       } finally {
         input.onGenerating?.(-1)
       }
@@ -83,12 +85,14 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
     const scope = reach(error)
     if (scope === 'all' && !stop) {
       stop = reason
+      stopCode = (error as ApiError).code
       stopped.abort(new FluxError('FLUX_STOPPED', `stopped: ${reason}`))
     }
     if (scope === 'model') deadModels.set(r.settings.model, reason)
     if (!(error instanceof FluxError)) options.logger.error(`${r.script}: ${r.id}: unexpected ${(error as Error)?.name ?? 'error'}: ${reason}`)
     const billed = paid.get(r.key) ?? 0
-    return { kind: 'failed', reason, paid: billed, cost: costOf(r, billed) }
+    const code = error instanceof FluxError ? (error.code === 'FLUX_STOPPED' ? stopCode : error.code) : undefined
+    return { kind: 'failed', reason, paid: billed, cost: costOf(r, billed), ...(code ? { code } : {}) }
   }
 
   const tasks = input.requests.map(async r => {

@@ -7,9 +7,10 @@ import type { FluxAssetsOptions } from './types'
  */
 export type OptionSpec = (
   | { type: 'integer'; min: number; max: number; multipleOf?: number; default?: number }
+  | { type: 'number'; min: number; max: number; default?: number }
   | { type: 'enum'; values: readonly string[]; default: string }
   | { type: 'string'; nonEmpty?: boolean; default?: string }
-  | { type: 'boolean'; default: boolean }
+  | { type: 'boolean'; default?: boolean }
   | { type: 'strings' }
   | { type: 'function' }
   | { type: 'object' }
@@ -29,9 +30,13 @@ export const OPTIONS = {
   baseURL: { type: 'string', nonEmpty: true },
   width: { type: 'integer', min: 8, max: 4096, multipleOf: 8, default: 1024, perAsset: true, keyed: true },
   height: { type: 'integer', min: 8, max: 4096, multipleOf: 8, default: 768, perAsset: true, keyed: true },
-  steps: { type: 'integer', min: 1, max: 100, default: 4, perAsset: true, keyed: true },
+  steps: { type: 'integer', min: 1, max: 100, perAsset: true, keyed: true },
   seed: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, perAsset: true, keyed: true },
   model: { type: 'string', nonEmpty: true, perAsset: true, keyed: true },
+  guidance: { type: 'number', min: 0, max: 100, perAsset: true, keyed: true },
+  negativePrompt: { type: 'string', perAsset: true, keyed: true },
+  aspectRatio: { type: 'string', nonEmpty: true, perAsset: true, keyed: true },
+  promptUpsampling: { type: 'boolean', perAsset: true, keyed: true },
   outputFormat: { type: 'enum', values: ['jpeg', 'png'], default: 'jpeg', perAsset: true, keyed: true },
   responseFormat: { type: 'enum', values: ['base64', 'url'], default: 'base64' },
   promptPrefix: { type: 'string', default: '', keyed: true },
@@ -44,6 +49,7 @@ export const OPTIONS = {
   strict: { type: 'boolean', default: false },
   offline: { type: 'boolean', default: false },
   maxNewImages: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, default: 100 },
+  maxCost: { type: 'number', min: 0, max: 1_000_000 },
   signal: { type: 'object' },
   logger: { type: 'object' },
   onProgress: { type: 'function' },
@@ -63,6 +69,10 @@ export function problem(spec: OptionSpec, value: unknown): string | undefined {
       const n = value as number
       const ok = Number.isInteger(n) && n >= spec.min && n <= spec.max && (!spec.multipleOf || n % spec.multipleOf === 0)
       return ok ? undefined : `must be ${spec.multipleOf ? `a multiple of ${spec.multipleOf}` : 'an integer'} from ${spec.min} to ${spec.max}, ${got}`
+    }
+    case 'number': {
+      const ok = typeof value === 'number' && Number.isFinite(value) && value >= spec.min && value <= spec.max
+      return ok ? undefined : `must be a number from ${spec.min} to ${spec.max}, ${got}`
     }
     case 'enum':
       return spec.values.includes(value as string) ? undefined : `must be one of ${spec.values.join(', ')}, ${got}`

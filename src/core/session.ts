@@ -121,8 +121,9 @@ export class BuildSession {
     const engine = this.need()
     const script = relative(engine.options.root, file).split('\\').join('/')
     source ??= await readFile(file, 'utf8')
-    const { data, requests, issues } = parseScript(source, script, engine.options)
+    const { data, requests, issues, notes } = parseScript(source, script, engine.options)
     if (issues.length) throw new ScriptError(issues)
+    engine.note(notes)
     const missing = requests.filter(r => this.records.get(recordId(r))?.key !== r.key)
     const result = missing.length ? await engine.generate(missing, this.signal()) : undefined
     for (const [key, hit] of result?.hits ?? []) this.hits.set(key, hit)

@@ -5,6 +5,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { verifyImage } from './image'
+import { readImageHeader } from './image-header'
 import { CACHE_VERSION, sha256 } from './key'
 import { isAlive, KeyLock } from './lock'
 import type { CacheHit, CacheRecord, ImageSettings } from './types'
@@ -22,6 +23,8 @@ export interface PutMeta {
   prompt: string
   settings: ImageSettings
   responseId?: string
+  /** USD the image was estimated to cost; `null`: unknown. */
+  cost?: number | null
 }
 
 /**
@@ -114,6 +117,8 @@ export class FileStore implements Store {
   /** Verifies the image, then writes it and its record atomically. */
   async put(key: string, bytes: Buffer, meta: PutMeta): Promise<CacheHit> {
     const ext = verifyImage(bytes)
+    // The size received, whatever was asked: models size differently (Kontext by aspect ratio).
+    const header = readImageHeader(bytes)
     const hash = sha256(bytes)
     const file = this.imagePath({ key, sha256: hash, ext })
     await this.writeAtomic(file, bytes)
@@ -126,6 +131,8 @@ export class FileStore implements Store {
       ext,
       size: bytes.length,
       sha256: hash,
+      ...(header ? { width: header.width, height: header.height } : {}),
+      ...(meta.cost !== undefined ? { cost: meta.cost } : {}),
       mtimeMs,
       ...(meta.responseId ? { responseId: meta.responseId } : {}),
       createdAt: new Date().toISOString(),

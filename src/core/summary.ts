@@ -13,7 +13,7 @@ export type ImageResult =
   | { kind: 'cached'; hit: CacheHit }
   | { kind: 'generated'; hit: CacheHit; paid: number; cost: number | null }
   | { kind: 'placeholder'; reason: string }
-  | { kind: 'failed'; reason: string; paid: number; cost: number | null }
+  | { kind: 'failed'; reason: string; paid: number; cost: number | null; code?: string }
 
 /** What `paid` answers cost, or `null` when the model's price is unknown. */
 export function costOf(request: AssetRequest, paid: number): number | null {

@@ -12,14 +12,25 @@ export interface FluxAssetsOptions {
   apiKey?: string
   /** Default: env `TOGETHER_BASE_URL`, else `https://api.together.xyz/v1`. */
   baseURL?: string
-  /** Default `black-forest-labs/FLUX.1-schnell`. Any model id is passed through. */
+  /**
+   * Default `black-forest-labs/FLUX.2-dev`. A model the plugin knows gets only the parameters it takes; any other
+   * id gets a conservative request (see the README's Models section).
+   */
   model?: string
-  /** Default 1024 (a positive multiple of 8). */
+  /** Default 1024 (a multiple of 8; FLUX.2 takes 256–1920). */
   width?: number
-  /** Default 768 (a positive multiple of 8). */
+  /** Default 768 (a multiple of 8; FLUX.2 takes 256–1920). */
   height?: number
-  /** Default 4; always sent (the API's own default is 20). */
+  /** Default: not sent, the model's own default (the retired FLUX.1 [schnell] keeps sending 4). */
   steps?: number
+  /** `guidance_scale`, for models that take it (FLUX.2 [dev], [flex]). Default: not sent. */
+  guidance?: number
+  /** For models that take it (FLUX1.1 [pro]). Default: none. */
+  negativePrompt?: string
+  /** For models sized by aspect ratio (Kontext): `1:1`, `16:9`, `9:16`, `4:3`, `3:2`. Default: nearest to width/height. */
+  aspectRatio?: string
+  /** FLUX.2 [pro] rewrites prompts unless told not to: `false` is sent unless this is `true`. */
+  promptUpsampling?: boolean
   /** Fixed seed for every asset; per-asset `seed` overrides. Default: none. */
   seed?: number
   /** Default `jpeg`. */
@@ -44,8 +55,13 @@ export interface FluxAssetsOptions {
   strict?: boolean
   /** Make no API call: cached images are used, missing ones become placeholders. Default false. */
   offline?: boolean
-  /** Stop before the first call when more uncached images than this would be generated. Default 100. */
+  /** Stop before the first call when more uncached images than this would be generated (per dev/watch session). Default 100. */
   maxNewImages?: number
+  /**
+   * Stop before the first call when the estimated cost of the missing images (per dev/watch session, in USD) is over
+   * this; an unknown price counts as over it. Default: no cap.
+   */
+  maxCost?: number
   /** Aborts the whole run. */
   signal?: AbortSignal
   /** Where messages go. Default: console warnings/errors, info silent. */
@@ -74,8 +90,8 @@ export interface ResolvedOptions {
   responseFormat: 'base64' | 'url'
   promptPrefix: string
   promptSuffix: string
-  /** Global image settings; per-asset overrides are applied on top. */
-  defaults: Omit<ImageSettings, 'provider'> & { seed?: number }
+  /** Global image settings as the user gave them; per-asset overrides are applied on top, then the model's profile. */
+  defaults: Omit<ImageSettings, 'provider'>
   concurrency: number
   retries: number
   maxRetryDelay: number
@@ -84,18 +100,27 @@ export interface ResolvedOptions {
   strict: boolean
   offline: boolean
   maxNewImages: number
+  maxCost: number | undefined
   signal: AbortSignal | undefined
   logger: Logger
   onProgress: ((progress: Progress) => void) | undefined
 }
 
-/** Everything that changes the pixels. Hashed (with the final prompt) into the cache key. */
+/**
+ * What is sent that changes the pixels, exactly: hashed (with the final prompt) into the cache key. A field the model
+ * is not sent is absent (no `steps` for FLUX.2 [dev] unless set). `width`/`height` are the size asked for (for
+ * aspect-ratio models: the size of `aspectRatio`, which is what is sent).
+ */
 export interface ImageSettings {
   provider: string
   model: string
   width: number
   height: number
-  steps: number
+  steps?: number
+  guidance?: number
+  negativePrompt?: string
+  aspectRatio?: string
+  promptUpsampling?: boolean
   seed?: number
   outputFormat: OutputFormat
 }
@@ -119,6 +144,7 @@ export interface AssetRequest {
 export interface AssetRecord extends AssetRequest {
   /** Absolute path of the cached image; `null` for a placeholder. */
   file: string | null
+  /** The size of the image received (read from its bytes), or of the placeholder. */
   width: number
   height: number
   placeholder: boolean
@@ -138,6 +164,11 @@ export interface CacheRecord {
   ext: 'png' | 'jpg' | 'webp'
   size: number
   sha256: string
+  /** Read from the image's header when it was stored (absent in entries written before 2026-12). */
+  width?: number
+  height?: number
+  /** USD this image was estimated to cost when it was made; `null`: the price was unknown. */
+  cost?: number | null
   /** mtime of the image file right after it was moved into place: lets a read skip re-hashing. */
   mtimeMs: number
   responseId?: string

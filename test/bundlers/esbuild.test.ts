@@ -50,7 +50,7 @@ describe('esbuild', () => {
     const message = await buildError(build({ ...rest, outfile: 'dist/main.js' }))
     expect(message).toContain('esbuild needs the `outdir` option to emit images')
     expect(message).toContain('use `outdir`')
-    expect(p.fake.stats.requests).toBe(0)
+    expect(p.fake.stats.generationRequests).toBe(0)
     expect(existsSync(p.path('dist/main.js'))).toBe(false)
   })
 
@@ -74,9 +74,9 @@ describe('esbuild', () => {
       await ctx.rebuild()
       const first = await checkBuild(p, built(p.path('dist')))
       expect(p.fake.stats.generations).toBe(UNIQUE)
-      const requests = p.fake.stats.requests
+      const requests = p.fake.stats.generationRequests
       await ctx.rebuild()
-      expect(p.fake.stats.requests).toBe(requests)
+      expect(p.fake.stats.generationRequests).toBe(requests)
       expect(await checkBuild(p, built(p.path('dist')))).toEqual(first)
 
       const change = { script: 'src/scenes/outro.script.json', id: 'skyline', prompt: 'A city skyline at night' }

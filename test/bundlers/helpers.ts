@@ -21,14 +21,14 @@ const RUNNER = fileURLToPath(new URL('./run-bundle.mjs', import.meta.url))
 // Never the developer's key or endpoint: every test passes its own, and the no-key test needs none at all.
 for (const name of ['TOGETHER_API_KEY', 'TOGETHER_BEARER_TOKEN', 'TOGETHER_BASE_URL']) delete process.env[name]
 
-/** Every asset occurrence of the fixture, as the manifest must list it (plugin options width/height 64). */
+/** Every asset occurrence of the fixture, as the manifest must list it (plugin options width/height 256). */
 export const EXPECTED = [
-  { script: 'content/credits.script.json', pointer: '/visual_track/0/assets/credits', id: 'credits', prompt: 'Film credits on a dark background', width: 64, height: 64 },
-  { script: 'src/scenes/intro.script.json', pointer: '/visual_track/0/assets/avatar', id: 'avatar', prompt: 'A businessman in a suit', width: 64, height: 64 },
-  { script: 'src/scenes/intro.script.json', pointer: '/visual_track/0/assets/office', id: 'office', prompt: 'A glass office at dawn', width: 64, height: 64 },
-  { script: 'src/scenes/intro.script.json', pointer: '/visual_track/2/assets/Logo Mark!', id: 'Logo Mark!', prompt: 'A minimal fox logo', width: 128, height: 64 },
-  { script: 'src/scenes/outro.script.json', pointer: '/visual_track/0/assets/avatar', id: 'avatar', prompt: 'A businessman in a suit', width: 64, height: 64 },
-  { script: 'src/scenes/outro.script.json', pointer: '/visual_track/0/assets/skyline', id: 'skyline', prompt: 'A city skyline at sunset', width: 64, height: 64 },
+  { script: 'content/credits.script.json', pointer: '/visual_track/0/assets/credits', id: 'credits', prompt: 'Film credits on a dark background', width: 256, height: 256 },
+  { script: 'src/scenes/intro.script.json', pointer: '/visual_track/0/assets/avatar', id: 'avatar', prompt: 'A businessman in a suit', width: 256, height: 256 },
+  { script: 'src/scenes/intro.script.json', pointer: '/visual_track/0/assets/office', id: 'office', prompt: 'A glass office at dawn', width: 256, height: 256 },
+  { script: 'src/scenes/intro.script.json', pointer: '/visual_track/2/assets/Logo Mark!', id: 'Logo Mark!', prompt: 'A minimal fox logo', width: 512, height: 256 },
+  { script: 'src/scenes/outro.script.json', pointer: '/visual_track/0/assets/avatar', id: 'avatar', prompt: 'A businessman in a suit', width: 256, height: 256 },
+  { script: 'src/scenes/outro.script.json', pointer: '/visual_track/0/assets/skyline', id: 'skyline', prompt: 'A city skyline at sunset', width: 256, height: 256 },
 ]
 /** Five prompts, one of them used twice. */
 export const UNIQUE = new Set(EXPECTED.map(e => e.prompt)).size
@@ -70,7 +70,7 @@ export async function createProject(label: string, fakeOptions: FakeTogetherOpti
     dir,
     fake,
     logs,
-    options: extra => ({ root: dir, cacheDir: '.flux-cache', apiKey: API_KEY, baseURL: fake.baseURL, width: 64, height: 64, logger: logs, ...extra }),
+    options: extra => ({ root: dir, cacheDir: '.flux-cache', apiKey: API_KEY, baseURL: fake.baseURL, width: 256, height: 256, logger: logs, ...extra }),
     path,
     async editScript(rel, edit) {
       const script = JSON.parse(await readFile(path(rel), 'utf8'))
@@ -212,9 +212,9 @@ export function bundlerSuite(adapter: Adapter): void {
   it(`${adapter.name}: a rebuild on the same cache makes zero API calls and emits the same files`, async () => {
     const p = await createProject(adapter.name)
     const first = await readManifest((await adapter.build(p, p.options(), p.path('dist'))).outDir)
-    const requests = p.fake.stats.requests
+    const requests = p.fake.stats.generationRequests
     const built = await adapter.build(p, p.options(), p.path('dist2'))
-    expect(p.fake.stats.requests).toBe(requests)
+    expect(p.fake.stats.generationRequests).toBe(requests)
     expect(await checkBuild(p, built)).toEqual(first)
   })
 
@@ -222,7 +222,7 @@ export function bundlerSuite(adapter: Adapter): void {
     const p = await createProject(adapter.name)
     const built = await adapter.build(p, p.options({ apiKey: undefined }), p.path('dist'))
     await checkBuild(p, built, { placeholders: true })
-    expect(p.fake.stats.requests).toBe(0)
+    expect(p.fake.stats.generationRequests).toBe(0)
     expect(p.logs.warnings.join('\n')).toMatch(/no API key/)
   })
 
@@ -231,7 +231,7 @@ export function bundlerSuite(adapter: Adapter): void {
     await p.editScript('src/scenes/outro.script.json', s => (s.visual_track[0].assets.skyline = 42))
     const message = await buildError(adapter.build(p, p.options(), p.path('dist')))
     expect(message).toContain('src/scenes/outro.script.json: /visual_track/0/assets/skyline: expected a prompt string or { prompt }')
-    expect(p.fake.stats.requests).toBe(0)
+    expect(p.fake.stats.generationRequests).toBe(0)
   })
 
   it(`${adapter.name}: strict mode and a budget stop fail the build with the engine's message`, async () => {
@@ -242,7 +242,7 @@ export function bundlerSuite(adapter: Adapter): void {
     const budget = await buildError(adapter.build(p, p.options({ maxNewImages: 2 }), p.path('dist')))
     expect(budget).toContain(`${UNIQUE} new images would be generated`)
     expect(budget).toContain('more than maxNewImages (2): nothing was generated')
-    expect(p.fake.stats.requests).toBe(0)
+    expect(p.fake.stats.generationRequests).toBe(0)
   })
 }
 

@@ -70,7 +70,7 @@ describe('the packed package in a fresh app', () => {
     // The README's config; no module preload polyfill, because the checks run the bundle in Node.
     await writeFile(
       p.path('vite.config.mjs'),
-      `import flux from 'unplugin-flux-assets/vite'\nexport default { plugins: [flux({ width: 64, height: 64 })], build: { modulePreload: { polyfill: false } } }\n`,
+      `import flux from 'unplugin-flux-assets/vite'\nexport default { plugins: [flux({ width: 256, height: 256 })], build: { modulePreload: { polyfill: false } } }\n`,
     )
     const log = await build(p, [bin('vite/bin/vite.js'), 'build'])
     expectOneSummary(log)
@@ -87,7 +87,7 @@ describe('the packed package in a fresh app', () => {
       p.path('rollup.config.mjs'),
       `import flux from 'unplugin-flux-assets/rollup'
 const json = { name: 'json', transform: (code, id) => (id.endsWith('.json') ? { code: 'export default ' + code, map: null } : null) }
-export default { input: 'src/main.js', output: { dir: 'dist', entryFileNames: 'main.js' }, plugins: [flux({ width: 64, height: 64 }), json] }
+export default { input: 'src/main.js', output: { dir: 'dist', entryFileNames: 'main.js' }, plugins: [flux({ width: 256, height: 256 }), json] }
 `,
     )
     const log = await build(p, [bin('rollup/dist/bin/rollup'), '-c'])
@@ -103,7 +103,7 @@ export default { input: 'src/main.js', output: { dir: 'dist', entryFileNames: 'm
     await writeFile(
       p.path('webpack.config.js'),
       `const flux = require('unplugin-flux-assets/webpack').default
-module.exports = { mode: 'production', context: __dirname, entry: './src/main.js', output: { path: __dirname + '/dist', filename: 'main.js', publicPath: '/static/' }, plugins: [flux({ width: 64, height: 64 })] }
+module.exports = { mode: 'production', context: __dirname, entry: './src/main.js', output: { path: __dirname + '/dist', filename: 'main.js', publicPath: '/static/' }, plugins: [flux({ width: 256, height: 256 })] }
 `,
     )
     await writeFile(

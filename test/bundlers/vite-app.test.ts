@@ -59,9 +59,9 @@ describe('vite build --app (client + SSR environments)', () => {
 
       // Again, all cached: still one line (the client's), no call.
       p.logs.infos.length = 0
-      const requests = p.fake.stats.requests
+      const requests = p.fake.stats.generationRequests
       await buildApp(await config(p, p.options()))
-      expect(p.fake.stats.requests).toBe(requests)
+      expect(p.fake.stats.generationRequests).toBe(requests)
       expect(p.logs.infos.filter(m => SUMMARY.test(m))).toEqual([expect.stringContaining(`0 generated · ${UNIQUE} cached`)])
       await check(p)
       expect(p.logs.errors).toEqual([])

@@ -68,14 +68,14 @@ async function midGeneration(cacheDir: string, fake: FakeTogether, instant: numb
   )
   if (process) expect(process.child.exitCode, `finished before it could be interrupted:\n${process.stderr}`).toBeNull()
   // Nothing has been answered since: every later answer would need FOREVER.
-  expect(fake.stats.byStatus[200] ?? 0).toBe(instant)
+  expect(fake.stats.generations).toBe(instant)
 }
 
 /** After the interruption: the fake saw every in-flight request hung up on, and none of them was answered. */
 async function assertInFlightAborted(fake: FakeTogether, instant: number, inFlight: number) {
   await waitFor(() => fake.stats.inFlight === 0, 'the fake to see the connections close')
   expect(fake.stats.clientAborts).toBe(inFlight)
-  expect(fake.stats.byStatus[200] ?? 0).toBe(instant)
+  expect(fake.stats.generations).toBe(instant)
 }
 
 /** The next run, against a fresh fake: pays exactly for what is missing, and leaves no lock or temp file. */
@@ -128,7 +128,7 @@ describe('Ctrl-C during `flux-assets generate`', () => {
 
     cli.child.kill('SIGINT')
     expect(await cli.exited).toEqual({ code: 130, signal: null })
-    expect(fake.stats.requests).toBe(2)
+    expect(fake.stats.generationRequests).toBe(2)
     expect(recordFiles(cacheDir)).toEqual([])
     expect(lockFiles(cacheDir)).toEqual([])
     await resumeWithCli(4, 0)
@@ -154,7 +154,7 @@ describe('Ctrl-C during `flux-assets generate`', () => {
     expect(await waiter.exited).toEqual({ code: 130, signal: null })
     await waitFor(() => fake.stats.inFlight === 3, 'the waiter to hang up')
     expect(fake.stats.clientAborts).toBe(1)
-    expect(fake.stats.requests).toBe(4)
+    expect(fake.stats.generationRequests).toBe(4)
     expect(lockFiles(cacheDir)).toEqual(held)
     expect(holder.child.exitCode).toBeNull()
 
@@ -209,7 +209,7 @@ describe('a cancelled build', () => {
     const fake = await stuckFake(4)
     const watcher = watch({
       input: join(root, 'main.js'),
-      plugins: [flux({ root, apiKey: SENTINEL, baseURL: fake.baseURL, width: 64, height: 64, concurrency: 3, logger: silent })],
+      plugins: [flux({ root, apiKey: SENTINEL, baseURL: fake.baseURL, width: 256, height: 256, concurrency: 3, logger: silent })],
       output: { dir: join(root, 'dist'), format: 'es' },
       onwarn: () => {},
     })
@@ -246,7 +246,7 @@ describe('a closed dev server', () => {
       configFile: false,
       logLevel: 'silent',
       server: { port: 0, host: '127.0.0.1', ws: false },
-      plugins: [viteFlux({ apiKey: SENTINEL, baseURL: fake.baseURL, width: 64, height: 64, concurrency: 3, logger: silent })],
+      plugins: [viteFlux({ apiKey: SENTINEL, baseURL: fake.baseURL, width: 256, height: 256, concurrency: 3, logger: silent })],
     })
     let closed = false
     try {

@@ -74,7 +74,7 @@ describe('concurrent processes', () => {
     const [cli, , programmatic] = await Promise.all([
       generate(),
       viteBuild(root, options),
-      generateAssets({ ...options, root, width: 64, height: 64, logger: silent, strict: true }),
+      generateAssets({ ...options, root, width: 256, height: 256, logger: silent, strict: true }),
     ])
     expect(cli.code, cli.stderr).toBe(0)
     expect(fake.stats.generations).toBe(8)
@@ -96,16 +96,16 @@ describe('concurrent processes', () => {
 
     const cli = await spawnCli(['generate', ...SIZE, '--strict', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
     // Once the other image is being generated, the run has reached the locked one too (concurrency 4).
-    await waitFor(() => fake.stats.requests >= 1 || cli.child.exitCode !== null, 'the run to start generating')
+    await waitFor(() => fake.stats.generationRequests >= 1 || cli.child.exitCode !== null, 'the run to start generating')
     expect(cli.child.exitCode).toBeNull()
     // The holder finishes its entry, then releases the lock.
-    await new FileStore(cacheDir).put(held!.key, makeJpeg('made by the holder', 2048, 64, 64), { prompt: held!.prompt, settings: held!.settings })
+    await new FileStore(cacheDir).put(held!.key, makeJpeg('made by the holder', 2048, 256, 256), { prompt: held!.prompt, settings: held!.settings })
     await rm(lock)
 
     const { code } = await cli.exited
     expect(code, cli.stderr).toBe(0)
     expect(fake.stats.generations).toBe(1)
-    expect(fake.log.map(e => (e.body as { prompt?: string })?.prompt)).toEqual([other!.prompt])
+    expect(fake.log.filter(e => e.method === 'POST').map(e => (e.body as { prompt?: string })?.prompt)).toEqual([other!.prompt])
     expect(JSON.parse(cli.stdout).summary).toMatchObject({ generated: 1, cached: 1 })
     expect(await validImages(cacheDir, [held!.key, other!.key])).toBe(2)
   })

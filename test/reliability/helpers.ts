@@ -17,8 +17,8 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 export const TMP = join(REPO, 'test/.tmp')
 /** Never anything shaped like a real Together key. */
 export const SENTINEL = 'sk-test-SENTINEL-1234567890'
-/** Small images keep the fake fast; the API accepts 64..2048. */
-export const SIZE = ['--width', '64', '--height', '64'] as const
+/** Small images keep the fake fast; FLUX.2 takes 256..1920. */
+export const SIZE = ['--width', '256', '--height', '256'] as const
 
 export const silent: Logger = { info() {}, warn() {}, error() {} }
 
@@ -203,7 +203,7 @@ try {
     configFile: false,
     logLevel: 'silent',
     build: { outDir: join(root, 'dist'), emptyOutDir: true, modulePreload: { polyfill: false } },
-    plugins: [flux({ width: 64, height: 64, logger: quiet, ...JSON.parse(json) })],
+    plugins: [flux({ width: 256, height: 256, logger: quiet, ...JSON.parse(json) })],
   })
   process.stdout.write('built\\n')
 } catch (error) {
@@ -239,7 +239,7 @@ export function viteBuildEntry(): Promise<string> {
 
 /**
  * Starts a `vite build` of root (the app written by writeApp) in a child process, with the plugin and these
- * JSON-serialisable options (64×64 and a silent logger by default). Same handle as spawnCli.
+ * JSON-serialisable options (256×256 and a silent logger by default). Same handle as spawnCli.
  */
 export async function spawnViteBuild(root: string, options: FluxAssetsOptions, env: NodeJS.ProcessEnv = childEnv()): Promise<Cli> {
   return spawnNode([await viteBuildEntry(), root, JSON.stringify(options)], root, env)
@@ -347,9 +347,9 @@ export function errorChain(error: unknown): string[] {
   return out
 }
 
-/** The asset requests the scripts under root make, as the CLI computes them with these settings (64×64 default). */
+/** The asset requests the scripts under root make, as the CLI computes them with these settings (256×256 default). */
 export async function scanRequests(root: string, user: Omit<FluxAssetsOptions, 'root'> = {}): Promise<AssetRequest[]> {
-  const engine = createEngine(resolveOptions({ width: 64, height: 64, logger: silent, ...user, root }, root, { env: {} }))
+  const engine = createEngine(resolveOptions({ width: 256, height: 256, logger: silent, ...user, root }, root, { env: {} }))
   return (await engine.scan()).requests
 }
 
@@ -399,7 +399,7 @@ export async function viteBuild(root: string, options: FluxAssetsOptions, outDir
     configFile: false,
     logLevel: 'silent',
     build: { outDir, emptyOutDir: true, modulePreload: { polyfill: false } },
-    plugins: [flux({ width: 64, height: 64, logger: silent, ...options })],
+    plugins: [flux({ width: 256, height: 256, logger: silent, ...options })],
   })
   return outDir
 }
@@ -410,6 +410,8 @@ export interface ManifestEntry {
   id: string
   key: string
   file: string
+  width: number
+  height: number
   placeholder: boolean
 }
 

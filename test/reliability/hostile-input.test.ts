@@ -55,7 +55,7 @@ function expectInputError(run: { code: number | null; stderr: string }, lines: s
   expect(run.code, run.stderr).toBe(2)
   for (const line of lines) expect(run.stderr).toContain(line)
   expect(run.stderr).not.toMatch(STACK_LINE)
-  expect(fake.stats.requests).toBe(0)
+  expect(fake.stats.generationRequests).toBe(0)
 }
 
 const HOSTILE_IDS = ['../x', '../../../../escape', 'a/b', '/etc/passwd', 'C:\\Windows\\evil', '..', 'CON', 'nul.txt', '__proto__', 'x'.repeat(300), '<img src=x onerror=alert(1)>', '"; process.exit(1); "']
@@ -118,7 +118,7 @@ describe('hostile input', () => {
     const error = await confined(() => viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL }).then(() => undefined, (e: Error) => e))
     expect(error?.message).toContain('strings.script.json: /visual_track/0: expected a scene object')
     expect(error?.message).toContain('nul.script.json: /visual_track/0/assets/a\\u0000b: asset id must be non-empty and printable')
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(listFiles(join(root, 'dist'))).toEqual([])
   })
 
@@ -130,12 +130,12 @@ describe('hostile input', () => {
     expect(run.stderr).not.toMatch(STACK_LINE)
     expect(run.stderr).toContain('10000 images are not cached and offline mode is on: using placeholders')
     expect(JSON.parse(run.stdout).summary).toMatchObject({ assets: 10_000, unique: 10_000, generated: 0, placeholders: 10_000 })
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
 
     // Without --offline and with a key, the budget stops it before any call.
     const budget = await confined(() => runCli(['generate', ...SIZE], { cwd: root, env: fakeEnv(fake.baseURL) }))
     expect(budget.code).toBe(1)
     expect(budget.stderr).toContain('10000 new images would be generated')
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
   })
 })

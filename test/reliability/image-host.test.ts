@@ -25,8 +25,8 @@ async function run(fakeOptions: FakeTogetherOptions, options: FluxAssetsOptions 
     apiKey: SENTINEL,
     baseURL: fake.baseURL,
     responseFormat: 'url',
-    width: 64,
-    height: 64,
+    width: 256,
+    height: 256,
     retries: 2,
     logger,
     ...options,
@@ -56,7 +56,7 @@ describe('image host (url mode)', () => {
     expect(fake.stats.downloads).toBe(6)
     expect(fake.stats.downloadsWithAuth).toBe(0)
     expect(fake.stats.downloadsWithoutUA).toBe(0)
-    const downloads = fake.log.filter(e => e.method === 'GET')
+    const downloads = fake.log.filter(e => e.method === 'GET' && e.path !== '/v1/models')
     expect(downloads).toHaveLength(6)
     for (const d of downloads) expect(JSON.stringify(d.headers)).not.toContain(SENTINEL)
     expect(await validImages(join(root, '.flux-cache'), await expectedKeys(root))).toBe(6)
@@ -68,7 +68,7 @@ describe('image host (url mode)', () => {
     fake.set({ urlBase: `${fake.origin.replace('127.0.0.1', 'localhost')}/shrt/` })
     root = await makeTemp('image-host-foreign')
     await writeScripts(root, { 'a.script.json': scriptWith(2, 'host') })
-    const result = await generateAssets({ root, apiKey: SENTINEL, baseURL: fake.baseURL, responseFormat: 'url', width: 64, height: 64, retries: 2, logger: recordingLogger() })
+    const result = await generateAssets({ root, apiKey: SENTINEL, baseURL: fake.baseURL, responseFormat: 'url', width: 256, height: 256, retries: 2, logger: recordingLogger() })
     expectRefused({ result, logger: recordingLogger(), cacheDir: join(root, '.flux-cache') }, /refusing to download http:\/\/localhost:\d+: image URLs must be https or on the API's own origin/)
     expect(fake.stats.downloads).toBe(0)
   })
@@ -77,7 +77,7 @@ describe('image host (url mode)', () => {
     const outcome = await run({ redirectDownloads: true })
     expectRefused(outcome, /the image URL redirected \(302\); redirects are not followed/)
     // Only the first hop was requested.
-    expect(fake!.log.filter(e => e.method === 'GET').every(e => e.path.startsWith('/shrt/'))).toBe(true)
+    expect(fake!.log.filter(e => e.method === 'GET' && e.path !== '/v1/models').every(e => e.path.startsWith('/shrt/'))).toBe(true)
   })
 
   it('refuses a body over the size cap announced by Content-Length', async () => {

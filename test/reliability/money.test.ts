@@ -36,8 +36,9 @@ const start = async (options: Parameters<typeof startFakeTogether>[0] = {}) => {
   return fake
 }
 
-/** USD for n FLUX.1-schnell images at 1024×768, 4 steps ($0.0027 per megapixel), as the summary prints it. */
-const cost = (n: number) => `est. $${(n * ((1024 * 768) / 1e6) * 0.0027).toFixed(3)}`
+/** USD for n FLUX.2 [dev] images ($0.0154 per image, the fake's catalog as Together's), as the summary prints it. */
+const PER_IMAGE = 0.0154
+const cost = (n: number) => `est. $${(n * PER_IMAGE).toFixed(3)}`
 const ANSI = /\x1b\[[0-9;]*m/g
 
 interface Summary {
@@ -65,7 +66,7 @@ describe('maxNewImages', () => {
     const over = await runCli(['generate', '--max-new-images', '5'], { cwd: root, env: fakeEnv(fake.baseURL) })
     expect(over.code, over.stderr).toBe(1)
     expect(over.stderr).toContain(`8 new images would be generated (${cost(8)}), more than maxNewImages (5): nothing was generated`)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(recordFiles(cacheDir)).toEqual([])
 
     // The budget counts only what is missing: 8 cached, 6 new, a limit of 6 goes ahead and pays 6.
@@ -76,12 +77,12 @@ describe('maxNewImages', () => {
     const stillOver = await runCli(['generate', ...SIZE, '--max-new-images', '5'], { cwd: root, env: fakeEnv(fake.baseURL) })
     expect(stillOver.code).toBe(1)
     expect(stillOver.stderr).toContain('6 new images would be generated')
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     const atLimit = await runCli(['generate', ...SIZE, '--max-new-images', '6', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
     expect(atLimit.code, atLimit.stderr).toBe(0)
     expect((JSON.parse(atLimit.stdout) as JsonRun).summary).toMatchObject({ generated: 6, cached: 8, placeholders: 0 })
     expect(fake.stats.generations).toBe(6)
-    expect(fake.stats.requests).toBe(6)
+    expect(fake.stats.generationRequests).toBe(6)
   })
 
   it('a vite build fails with the same message and makes no call', async () => {
@@ -100,7 +101,7 @@ describe('maxNewImages', () => {
     )
     expect(error, 'the build went ahead').toBeInstanceOf(Error)
     expect(error!.message.replace(ANSI, '')).toContain(message!)
-    expect(fake.stats.requests).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
     expect(recordFiles(join(root, '.flux-cache'))).toEqual([])
   })
 })
@@ -117,7 +118,7 @@ describe('what the summary says was paid', () => {
     const { summary } = JSON.parse(run.stdout) as JsonRun & { summary: { paid: number } }
     expect(fake.stats.generations, 'the seed no longer expires any URL').toBeGreaterThan(6)
     expect(summary.paid).toBe(fake.stats.generations)
-    expect(summary.estimatedCost).toBeCloseTo(fake.stats.generations * ((64 * 64) / 1e6) * 0.0027, 12)
+    expect(summary.estimatedCost).toBeCloseTo(fake.stats.generations * PER_IMAGE, 12)
     // Generated counts images obtained: exactly the cache's entries.
     expect(summary.generated).toBe((await assertCacheConsistent(cacheDir)).length)
 
@@ -145,12 +146,12 @@ describe('out of credits (402)', () => {
     // The first 402 stops the queue: only requests already in flight may still get one.
     expect(fake.stats.generations).toBe(5)
     expect(fake.stats.byStatus[402]).toBeGreaterThanOrEqual(1)
-    expect(fake.stats.requests).toBeLessThanOrEqual(5 + 4)
+    expect(fake.stats.generationRequests).toBeLessThanOrEqual(5 + 4)
     expect(run.stderr).toContain('out of credits (402)')
 
     const { summary, assets } = JSON.parse(run.stdout) as JsonRun
     expect(summary).toMatchObject({ assets: 20, unique: 20, generated: 5, paid: 5, cached: 0, placeholders: 15, failed: 15 })
-    expect(summary.estimatedCost).toBeCloseTo(5 * ((64 * 64) / 1e6) * 0.0027, 12)
+    expect(summary.estimatedCost).toBeCloseTo(5 * PER_IMAGE, 12)
     for (const a of assets.filter(a => a.placeholder)) expect(a.error).toMatch(/out of credits \(402\)/)
 
     // What was paid is exactly what is cached, and it is what the run reported as real images.
@@ -181,8 +182,10 @@ describe('out of credits (402)', () => {
     fake.enqueue({ status: 429, headers: { 'retry-after': '30' } })
     const run = await runCli(['generate', ...SIZE, '--concurrency', '2', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
     expect(run.code, run.stderr).toBe(0)
-    expect(fake.stats.byStatus).toEqual({ 429: 1, 402: 1 })
-    expect(fake.stats.requests).toBe(2)
+    // The catalog's one 200 aside: one 429, one 402, no image.
+    expect(fake.stats.byStatus).toEqual({ 200: fake.stats.catalogReads, 429: 1, 402: 1 })
+    expect(fake.stats.generations).toBe(0)
+    expect(fake.stats.generationRequests).toBe(2)
     expect((JSON.parse(run.stdout) as JsonRun).summary).toMatchObject({ generated: 0, placeholders: 6, failed: 6 })
   })
 
@@ -195,7 +198,7 @@ describe('out of credits (402)', () => {
 
     const outDir = await viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL, concurrency: 4 })
     expect(fake.stats.generations).toBe(5)
-    expect(fake.stats.requests).toBeLessThanOrEqual(5 + 4)
+    expect(fake.stats.generationRequests).toBeLessThanOrEqual(5 + 4)
     const manifest = await readManifest(outDir)
     const real = manifest.filter(e => !e.placeholder)
     expect(real).toHaveLength(5)

@@ -1,16 +1,10 @@
-import { Agent, request } from 'undici'
-import { ApiError, ImageError } from './errors'
-import { verifyImage } from './image'
-import { parseRetryAfter } from './retry'
-import type { ImageSettings, ResolvedOptions } from './types'
-
-/** What a provider must do: one prompt in, one verified image out. Retries are the caller's business. */
-export interface ImageProvider {
-  readonly id: string
-  /** `onPaid` is told of every answer that billed an image, even when the image is then lost (expired URL, broken bytes). */
-  generate(prompt: string, settings: ImageSettings, signal?: AbortSignal, onPaid?: () => void): Promise<{ bytes: Buffer; responseId?: string }>
-  close(): Promise<void>
-}
+import { EnvHttpProxyAgent, request } from 'undici'
+import { ApiError, ImageError } from '../errors'
+import { verifyImage } from '../image'
+import { parseRetryAfter } from '../retry'
+import type { ImageSettings, ResolvedOptions } from '../types'
+import { type Catalog, fetchCatalog, type FetchLike } from './catalog'
+import type { ImageProvider } from './contract'
 
 export const USER_AGENT = 'unplugin-flux-assets (+https://github.com/unplugin/unplugin-flux-assets)'
 const RETRY_STATUSES = new Set([408, 409, 429, 500, 502, 503, 504])
@@ -19,6 +13,8 @@ const NETWORK_CODES = new Set([
   'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ])
+/** The catalog lists every model Together serves (~200 today, ~300 KB): 8 MB is far beyond any real answer. */
+const MAX_CATALOG_BYTES = 8 * 1024 * 1024
 /** Download tries per generated image before paying for a new one (a URL that 404s is regenerated at once). */
 const DOWNLOAD_TRIES = 3
 
@@ -27,7 +23,9 @@ type TogetherOptions = Pick<ResolvedOptions, 'apiKey' | 'baseURL' | 'responseFor
 /** Together.ai `POST /images/generations`, base64 or url mode, over one keep-alive connection pool. */
 export function createTogetherProvider(options: TogetherOptions): ImageProvider {
   const { apiKey, baseURL, responseFormat, timeout, maxImageBytes } = options
-  const agent = new Agent({ connections: options.concurrency + 2, keepAliveTimeout: 30_000 })
+  // HTTPS_PROXY / HTTP_PROXY / NO_PROXY as other Node tools read them (a corporate proxy must not look like "API
+  // unreachable"); without them it is a plain keep-alive pool (undici EnvHttpProxyAgent).
+  const agent = new EnvHttpProxyAgent({ connections: options.concurrency + 2, keepAliveTimeout: 30_000 })
   const apiOrigin = new URL(baseURL).origin
   // base64 inflates by 4/3; allow for the JSON around it.
   const maxJsonBytes = Math.ceil(maxImageBytes * 1.4) + 64 * 1024
@@ -49,14 +47,17 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
 
   async function generateOnce(prompt: string, settings: ImageSettings, signal?: AbortSignal, onPaid?: () => void) {
     const url = `${baseURL}/images/generations`
+    // Exactly the settings planned for this model (models.ts): a field absent from them is not sent.
     const body = {
       model: settings.model,
       prompt,
-      width: settings.width,
-      height: settings.height,
-      steps: settings.steps,
-      n: 1,
+      ...(settings.aspectRatio !== undefined ? { aspect_ratio: settings.aspectRatio } : { width: settings.width, height: settings.height }),
+      ...(settings.steps !== undefined ? { steps: settings.steps } : {}),
+      ...(settings.guidance !== undefined ? { guidance_scale: settings.guidance } : {}),
+      ...(settings.negativePrompt !== undefined ? { negative_prompt: settings.negativePrompt } : {}),
+      ...(settings.promptUpsampling !== undefined ? { prompt_upsampling: settings.promptUpsampling } : {}),
       ...(settings.seed !== undefined ? { seed: settings.seed } : {}),
+      n: 1,
       response_format: responseFormat,
       output_format: settings.outputFormat,
     }
@@ -143,10 +144,24 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
     }
   }
 
+  /** `GET /models` over the same pool, the body size-capped like every other answer. */
+  const catalogFetch: FetchLike = async (url, init) => {
+    const res = await request(url, { method: 'GET', headers: init.headers, signal: init.signal, dispatcher: agent })
+    const text = (await readLimited(res.body, MAX_CATALOG_BYTES, 'model catalog')).toString('utf8')
+    return { status: res.statusCode, text: async () => text }
+  }
+
+  let closed = false
   return {
     id: 'together',
     generate: generateOnce,
-    close: () => agent.close(),
+    catalog: (signal?: AbortSignal): Promise<Catalog> => fetchCatalog(baseURL, apiKey ?? '', catalogFetch, { signal, userAgent: USER_AGENT }),
+    // Once: a second close() of an undici agent rejects (ClientDestroyedError).
+    close: async () => {
+      if (closed) return
+      closed = true
+      await agent.close()
+    },
   }
 }
 
@@ -177,20 +192,37 @@ function tooLarge(size: number): ImageError {
 /** An error a person can act on, from Together's `{ error: { message, type, code } }` body. */
 function apiError(status: number, text: string, headers: Record<string, string | string[] | undefined>, model: string): ApiError {
   let message: string
+  let errorCode = ''
   try {
     const body = JSON.parse(text)
     message = String(body?.error?.message ?? body?.message ?? '') || text.slice(0, 200)
+    errorCode = String(body?.error?.code ?? '')
   } catch {
     message = text.slice(0, 200)
   }
   message = message.replace(/\s+/g, ' ').trim() || 'no message'
+  // Statuses and codes as together-api-facts.md lists them (Together's OpenAPI spec and docs, checked 2026-12).
   switch (status) {
     case 401:
       return new ApiError('FLUX_AUTH', `API key rejected (401): ${message}`, status, false)
     case 402:
       return new ApiError('FLUX_CREDITS', `out of credits (402): ${message}`, status, false)
+    case 403:
+      return new ApiError(
+        'FLUX_GATED',
+        errorCode === 'third_party_data_sharing_blocked'
+          ? `the Together account may not use "${model}" (403 third_party_data_sharing_blocked): allow third-party data sharing (Together: Settings → Privacy, third-party / passthrough models), then build again; nothing was billed`
+          : `the API refused access (403): ${message}`,
+        status,
+        false,
+      )
     case 404:
       return new ApiError('FLUX_MODEL', `model "${model}" is not available (404): ${message}`, status, false)
+    case 422:
+      // Validation and the safety checker both answer 422; only the message tells them apart.
+      if (errorCode === 'content_policy_violation' || /safety|nsfw|moderation|content polic|flagged|inappropriate/i.test(message)) {
+        return new ApiError('FLUX_SAFETY', `the provider's safety system refused the prompt (422): ${message}`, status, false)
+      }
   }
   const retryable = RETRY_STATUSES.has(status)
   const code = status === 429 ? 'FLUX_RATE_LIMIT' : status >= 500 ? 'FLUX_SERVER' : 'FLUX_REQUEST'
