@@ -20,7 +20,7 @@ afterEach(async () => {
 
 function countingOutput(): BuildOutput & { emitted: string[] } {
   const emitted: string[] = []
-  return { emitted, assetsDir: 'assets', emitFile: fileName => void emitted.push(fileName), url: image => JSON.stringify(image.fileName) }
+  return { emitted, assetsDir: 'assets', emitFile: ({ fileName }) => void emitted.push(fileName), url: image => JSON.stringify(image.fileName) }
 }
 
 describe('BuildSession emitting', () => {

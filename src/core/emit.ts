@@ -17,8 +17,14 @@ export interface OutputImage {
 export interface BuildOutput {
   /** Folder of emitted images, relative to the output dir. */
   assetsDir: string
-  /** Emits a file at `fileName` (relative to the output dir); returns the bundler's reference, if it has one. */
-  emitFile(fileName: string, source: string | Uint8Array): string | undefined
+  /**
+   * Emits a file at `fileName` (relative to the output dir); returns the bundler's reference, if it has one. An image
+   * also has its `name` (`<id-slug>.<ext>`): a bundler that names assets by its own rules (Rollup-likes'
+   * `assetFileNames`) emits by name instead, and its reference then gives the final file name.
+   */
+  emitFile(file: { fileName: string; name?: string }, source: string | Uint8Array): string | undefined
+  /** The manifest is left to the caller (the bundler names the files only after the build's start): see manifest(). */
+  deferManifest?: boolean
   /** The JS expression that evaluates to an emitted image's URL in the bundle. */
   url(image: OutputImage): string
 }
@@ -51,9 +57,9 @@ export class Emitter {
     return image
   }
 
-  /** The file name of each record's image, by key: every record must have been emitted. */
-  async fileNames(records: AssetRecord[]): Promise<Map<string, string>> {
-    return new Map(await Promise.all(records.map(async r => [r.key, (await this.images.get(r.key)!).fileName] as const)))
+  /** The file name of each record's image, by key (`fileOf`: the bundler's final name); every record must have been emitted. */
+  async fileNames(records: AssetRecord[], fileOf: (image: OutputImage) => string = image => image.fileName): Promise<Map<string, string>> {
+    return new Map(await Promise.all(records.map(async r => [r.key, fileOf(await this.images.get(r.key)!)] as const)))
   }
 
   private async emit(record: AssetRecord, out: BuildOutput, known?: CacheHit): Promise<OutputImage> {
@@ -75,6 +81,6 @@ export class Emitter {
     const hash = bytes ? hit!.record.sha256 : sha256(source)
     const fileName = `${dir ? `${dir}/` : ''}${slug(record.id)}-${hash.slice(0, 8)}.${ext}`
     // The bytes are the bundler's from here: keeping them (for the rest of the build) would hold every image twice.
-    return { key: record.key, fileName, ref: out.emitFile(fileName, source) }
+    return { key: record.key, fileName, ref: out.emitFile({ fileName, name: `${slug(record.id)}.${ext}` }, source) }
   }
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { FLUX_QUERY, fluxModuleCode, virtualModuleCode } from './codegen'
 import { devImageUrl } from './dev'
-import { type BuildOutput, Emitter } from './emit'
+import { type BuildOutput, Emitter, type OutputImage } from './emit'
 import { createEngine, type Engine } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
@@ -73,7 +73,7 @@ export class BuildSession {
     const summary = await this.generateAll()
     const records = this.allRecords()
     await Promise.all(records.map(r => this.emit(r, out)))
-    out.emitFile(MANIFEST_FILE, manifestJson(records, await this.emitter.fileNames(records)))
+    if (!out.deferManifest) out.emitFile({ fileName: MANIFEST_FILE }, await this.manifest(records))
     return summary
   }
 
@@ -150,6 +150,15 @@ export class BuildSession {
   private urls(records: AssetRecord[], target: Target): Promise<string[]> {
     if ('devBase' in target) return Promise.all(records.map(r => devImageUrl(this.need().store, r, target.devBase)))
     return Promise.all(records.map(async r => target.url(await this.emit(r, target))))
+  }
+
+  /**
+   * `flux-assets.json` of this build's records (every one emitted). `fileOf` gives an image's final file name where
+   * the bundler chose it (Rollup-likes, after the build's start); default: the name we emitted it at.
+   */
+  async manifest(records: AssetRecord[], fileOf?: (image: OutputImage) => string): Promise<string> {
+    this.emitter ??= new Emitter(this.need().store)
+    return manifestJson(records, await this.emitter.fileNames(records, fileOf))
   }
 
   async close(): Promise<void> {
