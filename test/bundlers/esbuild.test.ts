@@ -5,7 +5,7 @@ import { type BuildOptions, build, context } from 'esbuild'
 import { describe, expect, it } from 'vitest'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import flux from '../../src/esbuild'
-import { type Adapter, type Built, buildError, bundlerSuite, checkBuild, createProject, listFiles, type Project, readManifest, UNIQUE } from './helpers'
+import { type Adapter, type Built, buildError, bundlerSuite, checkBuild, createProject, listFiles, type Project, readManifest, UNIQUE, NAMES } from './helpers'
 
 /** esbuild writes the images itself (unplugin's emitFile): they must land in `outdir`, next to the bundle. */
 const config = (p: Project, options: FluxAssetsOptions, outDir: string, extra: BuildOptions = {}): BuildOptions => ({
@@ -21,7 +21,7 @@ const config = (p: Project, options: FluxAssetsOptions, outDir: string, extra: B
 
 function built(outDir: string, publicPath?: string): Built {
   // Without publicPath, a URL relative to the output folder (like esbuild's own file loader); with it, under it.
-  return { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => (publicPath ? `${publicPath}${file}` : `./${file}`) }
+  return { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => (publicPath ? `${publicPath}${file}` : `./${file}`), names: NAMES.esbuild }
 }
 
 const adapter: Adapter = {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { API_KEY, type Built, checkBuild, createProject, listFiles, type Project, UNIQUE } from './helpers'
+import { API_KEY, type Built, checkBuild, createProject, listFiles, type Project, NAMES, UNIQUE } from './helpers'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const TMP = fileURLToPath(new URL('../.tmp', import.meta.url))
@@ -76,7 +76,7 @@ describe('the packed package in a fresh app', () => {
     expectOneSummary(log)
     const outDir = p.path('dist')
     const bundle = join(outDir, (await listFiles(outDir)).find(f => /^assets\/index-.*\.js$/.test(f))!)
-    await checkBuild(p, { outDir, bundle, kind: 'esm', urlOf: file => `/${file}` })
+    await checkBuild(p, { outDir, bundle, kind: 'esm', urlOf: file => `/${file}`, names: NAMES.rollup })
     expect(p.fake.stats.generations).toBe(UNIQUE)
   })
 
@@ -93,7 +93,7 @@ export default { input: 'src/main.js', output: { dir: 'dist', entryFileNames: 'm
     const log = await build(p, [bin('rollup/dist/bin/rollup'), '-c'])
     expectOneSummary(log)
     const outDir = p.path('dist')
-    const built: Built = { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => pathToFileURL(join(outDir, file)).href }
+    const built: Built = { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => pathToFileURL(join(outDir, file)).href, names: NAMES.rollup }
     await checkBuild(p, built)
     expect(p.fake.stats.generations).toBe(UNIQUE)
   })
@@ -116,7 +116,7 @@ module.exports = { mode: 'production', context: __dirname, entry: './src/main.js
     const log = await build(p, ['build.cjs'])
     expectOneSummary(log)
     const outDir = p.path('dist')
-    await checkBuild(p, { outDir, bundle: join(outDir, 'main.js'), kind: 'script', urlOf: file => `/static/${file}` })
+    await checkBuild(p, { outDir, bundle: join(outDir, 'main.js'), kind: 'script', urlOf: file => `/static/${file}`, names: NAMES.webpack })
     expect(p.fake.stats.generations).toBe(UNIQUE)
   })
 })

@@ -4,7 +4,7 @@ import { rolldown, watch } from 'rolldown'
 import { describe, it } from 'vitest'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import flux from '../../src/rolldown'
-import { type Adapter, type Built, bundlerSuite, checkWatchEdit, createProject, nextWatchBuild, type Project } from './helpers'
+import { type Adapter, type Built, bundlerSuite, checkWatchEdit, createProject, nextWatchBuild, type Project, NAMES } from './helpers'
 
 const config = (p: Project, options: FluxAssetsOptions, outDir: string) => ({
   input: p.path('src/main.js'),
@@ -15,7 +15,7 @@ const config = (p: Project, options: FluxAssetsOptions, outDir: string) => ({
 
 function built(outDir: string): Built {
   // ESM: `import.meta.ROLLUP_FILE_URL_…` resolves against the chunk; in Node, a file URL.
-  return { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => pathToFileURL(join(outDir, file)).href }
+  return { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => pathToFileURL(join(outDir, file)).href, names: NAMES.rollup }
 }
 
 const adapter: Adapter = {

@@ -4,7 +4,7 @@ import { type Plugin, rollup, watch } from 'rollup'
 import { describe, expect, it } from 'vitest'
 import type { FluxAssetsOptions } from '../../src/core/types'
 import flux from '../../src/rollup'
-import { type Adapter, type Built, bundlerSuite, checkWatchEdit, createProject, nextWatchBuild, type Project, readManifest, runBundle } from './helpers'
+import { type Adapter, type Built, bundlerSuite, checkWatchEdit, createProject, nextWatchBuild, type Project, NAMES, readManifest, runBundle } from './helpers'
 
 /** Rollup needs a plugin for plain `.json` imports: the smallest one, which must see the script untouched. */
 const json: Plugin = {
@@ -20,7 +20,7 @@ const config = (p: Project, options: FluxAssetsOptions, outDir: string) => ({
 
 function built(outDir: string): Built {
   // ESM: `import.meta.ROLLUP_FILE_URL_…` resolves against the chunk; in Node, a file URL.
-  return { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => pathToFileURL(join(outDir, file)).href }
+  return { outDir, bundle: join(outDir, 'main.js'), kind: 'esm', urlOf: file => pathToFileURL(join(outDir, file)).href, names: NAMES.rollup }
 }
 
 const adapter: Adapter = {

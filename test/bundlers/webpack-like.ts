@@ -1,7 +1,7 @@
 // webpack and Rspack share an API: one adapter for both, and their watch mode.
 import { join } from 'node:path'
 import type { FluxAssetsOptions } from '../../src/core/types'
-import { type Adapter, type Built, type Project } from './helpers'
+import { type Adapter, type Built, type Project, NAMES } from './helpers'
 
 /** The subset of the webpack/Rspack compiler API the tests use. */
 interface Stats {
@@ -30,7 +30,7 @@ const config = (p: Project, flux: Flux, options: FluxAssetsOptions, outDir: stri
 })
 
 function built(outDir: string): Built {
-  return { outDir, bundle: join(outDir, 'main.js'), kind: 'script', urlOf: file => `${PUBLIC_PATH}${file}` }
+  return { outDir, bundle: join(outDir, 'main.js'), kind: 'script', urlOf: file => `${PUBLIC_PATH}${file}`, names: NAMES.webpack }
 }
 
 /** The stats' errors as one Error, or `undefined` when the build succeeded. */
