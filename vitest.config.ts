@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Scratch projects written by tests (and by people poking around) are not tests.
-    exclude: ['**/node_modules/**', 'test/.tmp/**', 'bench/.tmp/**'],
+    exclude: ['**/node_modules/**', 'test/.tmp/**', 'bench/.tmp/**', 'test/frameworks/**'],
     // Real bundler builds and child processes: generous, and never a timing assertion.
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,0 +1,9 @@
+// As the README says: Next.js with webpack (`next build --webpack`); the plugin is added to every compilation.
+import flux from 'unplugin-flux-assets/webpack'
+
+export default {
+  webpack(config) {
+    config.plugins.push(flux({ width: 64, height: 64 }))
+    return config
+  },
+}

@@ -1,0 +1,8 @@
+// As the README says: SvelteKit's vite.config, the plugin next to sveltekit().
+import { sveltekit } from '@sveltejs/kit/vite'
+import flux from 'unplugin-flux-assets/vite'
+import { defineConfig } from 'vite'
+
+export default defineConfig({
+  plugins: [flux({ width: 64, height: 64 }), sveltekit()],
+})
