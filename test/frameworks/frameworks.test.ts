@@ -109,7 +109,8 @@ const FRAMEWORKS: Framework[] = [
   {
     name: 'nuxt',
     build: ['node_modules/nuxt/bin/nuxt.mjs', 'build'],
-    outputs: ['.nuxt', '.output', 'node_modules/.cache', '.flux-cache'],
+    // Nuxt's Vite root is its srcDir (app/): the cache is app/.flux-cache.
+    outputs: ['.nuxt', '.output', 'node_modules/.cache', 'app/.flux-cache'],
     serve: startCommand(['.output/server/index.mjs'], { HOST: '127.0.0.1', NITRO_HOST: '127.0.0.1' }),
     // Nitro deploys `.nuxt/dist/client/_nuxt/` only, as `.output/public/_nuxt/`: the manifest goes there too.
     deployed: { dir: '.output/public', manifest: '_nuxt/flux-assets.json', images: /^_nuxt\/[\w-]+\.[\w-]+\.(jpg|png)$/, urls: /^\/_nuxt\// },
