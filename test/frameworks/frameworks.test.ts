@@ -23,7 +23,7 @@ const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const KEY = 'sk-test-SENTINEL-1234567890'
 const SUMMARY = /\d+ generated · \d+ cached/g
-/** The fixtures' script (the same in each): three prompts, one a 128×64 PNG. */
+/** The fixtures' script (the same in each): three prompts, one a 512×256 PNG. */
 const PROMPTS = ['A businessman in a suit', 'A glass office at dawn', 'A minimal fox logo']
 const run = promisify(execFile)
 
@@ -277,9 +277,9 @@ for (const fw of FRAMEWORKS) {
     })
 
     it(`${fw.name}: a second build bills nothing and prints one all-cached line`, async () => {
-      const requests = fake.stats.requests
+      const requests = fake.stats.generationRequests
       const log = await build()
-      expect(fake.stats.requests).toBe(requests)
+      expect(fake.stats.generationRequests).toBe(requests)
       expect(log.match(SUMMARY), log).toEqual(['0 generated · 3 cached'])
     })
   })

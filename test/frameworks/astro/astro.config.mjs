@@ -3,5 +3,5 @@ import { defineConfig } from 'astro/config'
 import flux from 'unplugin-flux-assets/vite'
 
 export default defineConfig({
-  vite: { plugins: [flux({ width: 64, height: 64 })] },
+  vite: { plugins: [flux({ width: 256, height: 256 })] },
 })

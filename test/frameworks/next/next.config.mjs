@@ -3,7 +3,7 @@ import flux from 'unplugin-flux-assets/webpack'
 
 export default {
   webpack(config) {
-    config.plugins.push(flux({ width: 64, height: 64 }))
+    config.plugins.push(flux({ width: 256, height: 256 }))
     return config
   },
 }

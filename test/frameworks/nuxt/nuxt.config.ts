@@ -5,5 +5,5 @@ export default defineNuxtConfig({
   compatibilityDate: '2025-07-15',
   devtools: { enabled: false },
   telemetry: false,
-  vite: { plugins: [flux({ width: 64, height: 64 })] },
+  vite: { plugins: [flux({ width: 256, height: 256 })] },
 })

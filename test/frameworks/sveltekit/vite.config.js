@@ -4,5 +4,5 @@ import flux from 'unplugin-flux-assets/vite'
 import { defineConfig } from 'vite'
 
 export default defineConfig({
-  plugins: [flux({ width: 64, height: 64 }), sveltekit()],
+  plugins: [flux({ width: 256, height: 256 }), sveltekit()],
 })
