@@ -183,7 +183,7 @@ describe('when an image cannot be had', () => {
     expect(error).toBeInstanceOf(StrictError)
     expect((error as StrictError).code).toBe('FLUX_STRICT')
     expect((error as StrictError).message.split('\n')).toEqual([
-      'strict: 2 images could not be had:',
+      'strict: 2 images are placeholders, and strict allows none:',
       '  a.script.json /visual_track/0/assets/a: no API key (set TOGETHER_API_KEY)',
       '  a.script.json /visual_track/0/assets/b: no API key (set TOGETHER_API_KEY)',
       '  b.script.json /visual_track/0/assets/c: no API key (set TOGETHER_API_KEY)',
@@ -214,25 +214,30 @@ describe('when an image cannot be had', () => {
     fake.set({ catalogResponse: { status: 503 } })
     const dead = { model: 'black-forest-labs/FLUX.1-schnell-Free' }
     await writeScripts(root, { 'a.script.json': scene({ a: { prompt: 'dead 1', ...dead }, b: { prompt: 'dead 2', ...dead }, c: { prompt: 'dead 3', ...dead }, d: 'alive' }) })
-    const { assets } = await generate({ concurrency: 1 })
+    const { assets } = await generate({ concurrency: 1, apiFailure: 'placeholder' })
     expect(generationBodies(fake).filter(b => b.model === dead.model)).toHaveLength(1)
     expect(assets.filter(a => a.placeholder)).toHaveLength(3)
     expect(assets.find(a => a.id === 'c')!.error).toMatch(/^not attempted: model ".+" is not available \(404\)/)
     expect(assets.find(a => a.id === 'd')!.placeholder).toBe(false)
   })
 
-  it('out of credits (402) stops every further call; what was generated before is kept', async () => {
+  it('out of credits (402) stops every further call and fails the run; what was generated before is kept', async () => {
     fake.set({ credits: 2 })
     await writeScripts(root, { 'a.script.json': scene({ a: 'c1', b: 'c2', c: 'c3', d: 'c4', e: 'c5' }) })
     const logs = recordingLogger()
-    const { assets, summary } = await generate({ concurrency: 1, logger: logs })
+    const error = await generate({ concurrency: 1, logger: logs }).catch((e: unknown) => e)
+    expect((error as Error).message).toMatch(/^out of credits \(402\): .*\n3 images could not be generated; every image made before stays cached/)
     expect(fake.stats.generationRequests).toBe(3)
-    expect(summary).toMatchObject({ generated: 2, placeholders: 3, failed: 3 })
-    expect(assets.map(a => a.placeholder)).toEqual([false, false, true, true, true])
-    expect(assets[2]!.error).toMatch(/^out of credits \(402\)/)
-    expect(assets[3]!.error).toMatch(/^not attempted: out of credits \(402\)/)
-    expect(logs.warnings).toHaveLength(3)
     expect(await cachedKeys(cacheDir())).toHaveLength(2)
+
+    // apiFailure 'placeholder': the same run ships placeholders for the rest, and says why once.
+    const placeholders = recordingLogger()
+    const { assets, summary } = await generate({ concurrency: 1, logger: placeholders, apiFailure: 'placeholder' })
+    expect(summary).toMatchObject({ generated: 0, cached: 2, placeholders: 3, failed: 3 })
+    expect(assets.map(a => a.placeholder)).toEqual([false, false, true, true, true])
+    expect(assets[3]!.error).toMatch(/^(not attempted: )?out of credits \(402\)/)
+    expect(placeholders.warnings).toEqual([])
+    expect(placeholders.errors).toEqual([expect.stringMatching(/^out of credits \(402\): .*: 3 images are placeholders$/)])
   })
 
   it('maxNewImages: more uncached images than allowed stops before the first call, naming the count and the cost', async () => {

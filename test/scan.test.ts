@@ -29,6 +29,8 @@ function makeOptions(overrides: Partial<ResolvedOptions> = {}): ResolvedOptions 
     timeout: 120_000,
     maxImageBytes: 25 * 1024 * 1024,
     strict: false,
+    apiFailure: 'fail',
+    dev: false,
     offline: false,
     maxNewImages: 100,
     maxCost: undefined,
@@ -167,12 +169,12 @@ describe('parseScript: requests', () => {
     for (let i = 0; i < 10_000; i++) assets[`a${i}`] = i
     const { issues } = parse(scene(assets))
     expect(issues).toHaveLength(10_000)
-    expect(issues[0]).toEqual({ script: 'intro.script.json', where: '/visual_track/0/assets/a0', message: 'expected a prompt string or { prompt }' })
+    expect(issues[0]).toEqual({ script: 'intro.script.json', where: '/visual_track/0/assets/a0', message: 'expected a prompt string or { prompt }, got the number 0' })
   })
 })
 
 describe('parseScript: validation', () => {
-  const NOT_PROMPT = 'expected a prompt string or { prompt }'
+  const NOT_PROMPT = (got: string) => `expected a prompt string or { prompt }, got ${got}`
 
   it('root must be an object', () => {
     for (const doc of ['[]', 'null', '"x"', '3']) {
@@ -208,10 +210,10 @@ describe('parseScript: validation', () => {
 
   it('asset values must be a prompt string or { prompt }', () => {
     expect(issuesOf(scene({ a: 1, b: [], c: null, d: true, e: 'ok' }))).toEqual([
-      ['/visual_track/0/assets/a', NOT_PROMPT],
-      ['/visual_track/0/assets/b', NOT_PROMPT],
-      ['/visual_track/0/assets/c', NOT_PROMPT],
-      ['/visual_track/0/assets/d', NOT_PROMPT],
+      ['/visual_track/0/assets/a', NOT_PROMPT('the number 1')],
+      ['/visual_track/0/assets/b', NOT_PROMPT('an array')],
+      ['/visual_track/0/assets/c', NOT_PROMPT('null')],
+      ['/visual_track/0/assets/d', NOT_PROMPT('the boolean true')],
     ])
   })
 
@@ -283,7 +285,7 @@ describe('parseScript: validation', () => {
       ],
     })
     expect(issues.map(i => [i.where, i.message])).toEqual([
-      ['/visual_track/0/assets/bad', NOT_PROMPT],
+      ['/visual_track/0/assets/bad', NOT_PROMPT('the number 3')],
       ['/visual_track/1', 'expected a scene object'],
       ['/visual_track/2/assets/hero/prompt', 'prompt is empty'],
       ['/visual_track/2/assets/hero/width', 'must be a multiple of 8 from 8 to 4096, got 7'],
@@ -297,12 +299,24 @@ describe('parseScript: validation', () => {
 })
 
 describe('parseScript: syntax', () => {
-  const syntax = (text: string) => parse(text).issues
+  // Where and what; the code frame has its own test below.
+  const syntax = (text: string) => parse(text).issues.map(({ frame: _, ...issue }) => issue)
 
-  it('reports a trailing comma with its line:column', () => {
+  it('reports a trailing comma at the comma, with the line and a caret under it', () => {
     const text = '{\n  "visual_track": [\n    { "assets": { "a": "p" } },\n  ]\n}\n'
-    expect(syntax(text)).toEqual([{ script: 'intro.script.json', where: '4:3', message: 'invalid JSON: trailing comma' }])
-    expect(syntax('{\n  "visual_track": [],\n}')).toEqual([{ script: 'intro.script.json', where: '3:1', message: 'invalid JSON: trailing comma' }])
+    expect(syntax(text)).toEqual([{ script: 'intro.script.json', where: '3:31', message: 'invalid JSON: trailing comma' }])
+    expect(parse(text).issues[0]!.frame).toBe('3 |     { "assets": { "a": "p" } },\n  |                               ^')
+    expect(syntax('{\n  "visual_track": [],\n}')).toEqual([{ script: 'intro.script.json', where: '2:21', message: 'invalid JSON: trailing comma' }])
+  })
+
+  it('a code frame for every syntax error, cut around the place on a long line, in the error message', () => {
+    expect(parse('{\n\t"visual_track" []\n}').issues[0]!.frame).toBe('2 | \t"visual_track" []\n  | \t               ^')
+    const long = `{"visual_track": [${'"x",'.repeat(100)} bad]}`
+    const frame = parse(long).issues[0]!.frame!
+    const [line, caret] = frame.split('\n')
+    expect(line!.length).toBeLessThan(120)
+    expect(line![caret!.indexOf('^')]).toBe('b')
+    expect(formatIssues(parse('{\n  "a": 1,\n}').issues)).toBe('intro.script.json: 2:9: invalid JSON: trailing comma\n  2 |   "a": 1,\n    |         ^')
   })
 
   it('finds line:column whether or not V8 gives a position', () => {
@@ -321,7 +335,7 @@ describe('parseScript: syntax', () => {
     expect(syntax('{"a": "x\\"y}\\u00e9", "n": [-1.5e+3, {"k": null}], "b": nope}')[0]!.where).toBe('1:57')
     // Old-Mac `\r` line ends count as lines, `\r\n` as one.
     expect(syntax('{"a":\r\r"b\\q"}')[0]!.where).toBe('3:4')
-    expect(syntax('{"a":\r\n\r\n"b",]')[0]!.where).toBe('3:5')
+    expect(syntax('{"a":\r\n\r\n"b",]')[0]!.where).toBe('3:4')
     expect(syntax('NaN')).toEqual([{ script: 'intro.script.json', where: '1:1', message: 'invalid JSON: not valid JSON' }])
   })
 
@@ -409,7 +423,7 @@ describe('findScripts / scanScripts', () => {
       expect(error).toBeInstanceOf(ScriptError)
       const issues: ScriptIssue[] = (error as ScriptError).issues
       expect(issues).toEqual([
-        { script: 'bad/one.script.json', where: '2:22', message: 'invalid JSON: trailing comma' },
+        { script: 'bad/one.script.json', where: '2:21', message: 'invalid JSON: trailing comma', frame: '2 |   "visual_track": [1,]\n  |                     ^' },
         { script: 'bad/two.script.json', where: '/visual_track/0/assets/hero/width', message: 'must be a multiple of 8 from 8 to 4096, got 7' },
       ])
       expect((error as ScriptError).code).toBe('FLUX_SCRIPT_INVALID')
@@ -417,7 +431,9 @@ describe('findScripts / scanScripts', () => {
       expect((error as ScriptError).message).toBe(
         [
           '2 problems in script files:',
-          '  bad/one.script.json: 2:22: invalid JSON: trailing comma',
+          '  bad/one.script.json: 2:21: invalid JSON: trailing comma',
+          '    2 |   "visual_track": [1,]',
+          '      |                     ^',
           '  bad/two.script.json: /visual_track/0/assets/hero/width: must be a multiple of 8 from 8 to 4096, got 7',
         ].join('\n'),
       )

@@ -162,16 +162,19 @@ describe('retries', { timeout: 15_000 }, () => {
     expect(logs.infos).toEqual([expect.stringMatching(/the API answered 429: Rate limit exceeded.*; retry 1 in 1000 ms$/)])
   })
 
-  it('a refused connection is retried, then the asset fails naming the host and the code', async () => {
-    await writeScripts(root, { 'a.script.json': scene({ hero: 'nobody listens' }) })
+  it('a refused connection is retried, then the API is unreachable: the run fails naming the host and the code', async () => {
+    await writeScripts(root, { 'a.script.json': scene({ hero: 'nobody listens', other: 'nor here' }) })
     // A port that was just free: nothing listens there now.
     const closed = await startFakeTogether()
     const baseURL = closed.baseURL
     await closed.close()
     const logs = recordingLogger()
-    const { assets } = await runEngine(root, { apiKey: API_KEY, baseURL, retries: 1, logger: logs })
-    expect(assets[0]!.error).toMatch(/^connection to 127\.0\.0\.1:\d+ failed \(ECONNREFUSED\)$/)
-    expect(logs.infos).toEqual([expect.stringMatching(/failed \(ECONNREFUSED\); retry 1 in \d+ ms$/)])
+    const error = await runEngine(root, { apiKey: API_KEY, baseURL, retries: 1, concurrency: 1, logger: logs }).catch((e: unknown) => e)
+    expect((error as ApiError).code).toBe('FLUX_UNREACHABLE')
+    expect((error as Error).message).toMatch(/^cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\)\n2 images could not be generated; every image made before stays cached/)
+    // One image's retries, then no more calls: the other is not attempted (one retry line, no per-image lines).
+    expect(logs.infos).toEqual([expect.stringMatching(/cannot reach 127\.0\.0\.1:\d+ \(ECONNREFUSED\); retry 1 in \d+ ms$/)])
+    expect(logs.warnings.filter(w => !w.startsWith('the model catalog could not be checked'))).toEqual([])
   })
 
   it('gives up after `retries` and makes the asset a placeholder with the last message', async () => {
@@ -203,13 +206,27 @@ describe('retries', { timeout: 15_000 }, () => {
     await writeScripts(root, { 'a.script.json': scene({ hero: 'no retry' }) })
     arrange()
     const logs = recordingLogger()
-    const { assets, summary } = await runEngine(root, fakeOptions(fake, { logger: logs, ...user }))
+    // Account-level failures (401, 402, 404) fail the run by default; with apiFailure 'placeholder' they ship one.
+    const { assets, summary } = await runEngine(root, fakeOptions(fake, { logger: logs, apiFailure: 'placeholder', ...user }))
     expect(fake.stats.generationRequests).toBe(1)
     expect(summary).toMatchObject({ generated: 0, placeholders: 1, failed: 1 })
     expect(assets[0]!.error).toMatch(message)
     expect(logs.infos).toEqual([]) // no "retry" line
-    expect(logs.warnings.filter(w => !w.startsWith('the model catalog could not be checked'))).toEqual([`a.script.json: hero: ${assets[0]!.error}`])
+    // One line either way: the image's own failure names it; an account-level one is said once for the run.
+    const lines = [...logs.warnings.filter(w => !w.startsWith('the model catalog could not be checked')), ...logs.errors]
+    expect(lines).toEqual([expect.stringContaining(assets[0]!.error!)])
     expect(await cachedKeys(`${root}/.flux-cache`)).toEqual([])
+  })
+
+  it.each(NOT_RETRIED.slice(1, 4))('%s fails the run by default (apiFailure "fail"), with one message', async (_, arrange, user, message) => {
+    await writeScripts(root, { 'a.script.json': scene({ hero: 'no retry', other: 'not attempted' }) })
+    arrange()
+    const logs = recordingLogger()
+    const error = await runEngine(root, fakeOptions(fake, { logger: logs, concurrency: 1, ...user })).catch((e: unknown) => e)
+    expect((error as Error).message.split('\n')[0]).toMatch(message)
+    expect((error as Error).message).toContain('2 images could not be generated; every image made before stays cached')
+    expect(fake.stats.generationRequests).toBe(1)
+    expect(logs.warnings.filter(w => !w.startsWith('the model catalog could not be checked'))).toEqual([])
   })
 
   it('maps statuses to stable codes', async () => {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { version } from '../../package.json'
 import { FluxError, redact, ScriptError } from './errors'
+import { didYouMean } from './suggest'
 import { createEngine } from './engine'
 import { resolveOptions } from './options'
 import { estimateTotal, formatCost } from './price'
@@ -29,6 +30,8 @@ Options:
   --retries <n>              Retries per image after the first attempt (default: 4)
   --max-new-images <n>       Stop before calling when more would be generated (default: 100)
   --max-cost <usd>           Stop before calling when the estimate is over this (default: no cap)
+  --api-failure <mode>       fail (default) or placeholder: what a rejected key, a gated account, no credits,
+                             a model not served or an unreachable API do
   --offline                  Make no API call; missing images become placeholders
   --strict                   Exit 1 if any image is a placeholder or failed
   --dry-run                  With prune: list, delete nothing
@@ -45,15 +48,16 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
   try {
     args = parse(argv)
   } catch (error) {
-    io.stderr.write(`flux-assets: ${(error as Error).message}\n\nRun flux-assets --help for usage.\n`)
+    io.stderr.write(`flux-assets: ${usageError(error)}\n\nUsage: flux-assets [generate|status|prune|models] [options]\nRun flux-assets --help for usage.\n`)
     return 2
   }
   const { values: flags, positionals } = args
   if (flags.help) return void io.stdout.write(`${HELP}\n`), 0
   if (flags.version) return void io.stdout.write(`${version}\n`), 0
   const command = positionals[0] ?? 'generate'
-  if (!['generate', 'status', 'prune', 'models'].includes(command) || positionals.length > 1) {
-    io.stderr.write(`flux-assets: unknown command "${positionals.join(' ')}"\n\nRun flux-assets --help for usage.\n`)
+  if (!COMMANDS.includes(command) || positionals.length > 1) {
+    const suggestion = positionals.length === 1 ? didYouMean(command, COMMANDS) : ''
+    io.stderr.write(`flux-assets: unknown command "${positionals.join(' ')}"${suggestion}\n\nRun flux-assets --help for usage.\n`)
     return 2
   }
 
@@ -62,6 +66,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
   const clear = () => progressShown && (io.stderr.write('\r\x1b[K'), (progressShown = false))
   const logger: Logger = {
     info: m => flags.verbose && (clear(), io.stderr.write(`flux-assets: ${m}\n`)),
+    debug: m => flags.verbose && (clear(), io.stderr.write(`flux-assets: ${m}\n`)),
     warn: m => (clear(), io.stderr.write(`flux-assets: ${m}\n`)),
     error: m => (clear(), io.stderr.write(`flux-assets: error: ${m}\n`)),
   }
@@ -163,34 +168,44 @@ async function listModels(options: ResolvedOptions, io: { stdout: NodeJS.Writabl
   }
 }
 
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      root: { type: 'string' },
-      include: { type: 'string', multiple: true },
-      'cache-dir': { type: 'string' },
-      model: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      steps: { type: 'string' },
-      'response-format': { type: 'string' },
-      concurrency: { type: 'string' },
-      retries: { type: 'string' },
-      'max-new-images': { type: 'string' },
-      'max-cost': { type: 'string' },
-      offline: { type: 'boolean' },
-      strict: { type: 'boolean' },
-      'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  })
+const COMMANDS = ['generate', 'status', 'prune', 'models']
+
+/** parseArgs' message, in our words: `unknown option --dryrun (did you mean --dry-run?)`. */
+function usageError(error: unknown): string {
+  const { code, message } = error as { code?: string; message: string }
+  const unknown = /Unknown option '([^']+)'/.exec(message)?.[1]
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+    const flags = Object.keys(parse.options).map(f => `--${f}`)
+    return `unknown option ${unknown}${didYouMean(unknown.replace(/=.*$/, ''), flags, f => f)}`
+  }
+  return message
 }
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, allowPositionals: true, strict: true, options: parse.options })
+}
+parse.options = {
+  root: { type: 'string' },
+  include: { type: 'string', multiple: true },
+  'cache-dir': { type: 'string' },
+  model: { type: 'string' },
+  width: { type: 'string' },
+  height: { type: 'string' },
+  steps: { type: 'string' },
+  'response-format': { type: 'string' },
+  concurrency: { type: 'string' },
+  retries: { type: 'string' },
+  'max-new-images': { type: 'string' },
+  'max-cost': { type: 'string' },
+  'api-failure': { type: 'string' },
+  offline: { type: 'boolean' },
+  strict: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const
 
 function toOptions(flags: ReturnType<typeof parse>['values']): FluxAssetsOptions {
   const number = (name: keyof typeof flags) => {
@@ -213,6 +228,7 @@ function toOptions(flags: ReturnType<typeof parse>['values']): FluxAssetsOptions
     retries: number('retries'),
     maxNewImages: number('max-new-images'),
     maxCost: number('max-cost'),
+    apiFailure: flags['api-failure'] as FluxAssetsOptions['apiFailure'],
     offline: flags.offline,
     strict: flags.strict,
   }

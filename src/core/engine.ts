@@ -1,7 +1,7 @@
 import { describe } from './errors'
 import { resolveOptions } from './options'
 import { plan } from './plan'
-import { checkModels, checkRun, checkStrict, decide, type Spent } from './policy'
+import { checkModels, checkRun, checkStrict, decide, isAccountLevel, type Spent } from './policy'
 import { usePrices } from './price'
 import { defaultProvider } from './providers'
 import { scanScripts } from './scan'
@@ -89,7 +89,11 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     }
 
     const assets: AssetRecord[] = requests.map(r => toRecord(r, results.get(r.key)!))
-    for (const a of assets) if (results.get(a.key)!.kind === 'failed') options.logger.warn(`${a.script}: ${a.id}: ${a.error}`)
+    // One line per image of its own failure; an account-level failure is one message however many it hit.
+    for (const a of assets) {
+      const result = results.get(a.key)!
+      if (result.kind === 'failed' && !isAccountLevel(result.code)) options.logger.warn(`${a.script}: ${a.id}: ${a.error}`)
+    }
     const summary = summarize(results, requests.length, performance.now() - started)
     spent.images += summary.generated
     spent.cost = spent.cost === null || summary.estimatedCost === null ? null : spent.cost + summary.estimatedCost
@@ -98,8 +102,10 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
       const [first] = resized
       note([`${resized.length} image${resized.length === 1 ? '' : 's'} came back at another size than asked (e.g. ${first!.id}: ${first!.settings.width}×${first!.settings.height} asked, ${first!.width}×${first!.height} received): records report the size received`])
     }
-    checkRun(results)
+    // Strict wins: every placeholder fails the run, listed; otherwise the table of what fails (policy.ts).
     checkStrict(assets, options.strict)
+    const kept = checkRun(results, options)
+    if (kept) options.logger.error(kept)
     const hits = new Map<string, CacheHit>()
     for (const [key, result] of results) if (hitOf(result)) hits.set(key, hitOf(result)!)
     return { assets, summary, hits }

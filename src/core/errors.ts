@@ -20,8 +20,13 @@ export class ScriptError extends FluxError {
 }
 
 export function formatIssues(issues: ScriptIssue[]): string {
-  const lines = issues.map(i => `${i.script}: ${i.where}: ${i.message}`)
-  return issues.length === 1 ? lines[0]! : `${issues.length} problems in script files:\n${lines.map(l => `  ${l}`).join('\n')}`
+  const one = issues.length === 1
+  const lines = issues.map(i => {
+    const line = `${i.script}: ${i.where}: ${i.message}`
+    const frame = i.frame ? `\n${i.frame.split('\n').map(l => `${one ? '  ' : '    '}${l}`).join('\n')}` : ''
+    return `${one ? '' : '  '}${line}${frame}`
+  })
+  return one ? lines[0]! : `${issues.length} problems in script files:\n${lines.join('\n')}`
 }
 
 /**

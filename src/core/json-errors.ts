@@ -5,16 +5,20 @@
  * RangeError on deep nesting and accepts comments by default (measured for #10).
  */
 
-/** V8's message → `line:column` and a short message, the same on Node 20 and 22. */
-export function describeSyntaxError(text: string, raw: string): { where: string; message: string } {
+/**
+ * V8's message → `line:column`, a short message and a code frame (the line, a caret under the place), the same on
+ * Node 20 and 22. A trailing comma is reported at the comma, where the mistake is, not at the bracket after it.
+ */
+export function describeSyntaxError(text: string, raw: string): { where: string; message: string; frame: string } {
   const position = /at position (\d+)/.exec(raw)
   const lineColumn = /\(line (\d+) column (\d+)\)/.exec(raw)
-  const offset = position ? Math.min(Number(position[1]), text.length) : lineColumn ? undefined : syntaxErrorOffset(text)
-  const where = offset === undefined ? `${lineColumn![1]}:${lineColumn![2]}` : lineColumnAt(text, offset)
+  let offset = position ? Math.min(Number(position[1]), text.length) : lineColumn ? offsetAt(text, Number(lineColumn[1]), Number(lineColumn[2])) : syntaxErrorOffset(text)
 
-  if (offset !== undefined && (text[offset] === '}' || text[offset] === ']') && text.slice(0, offset).trimEnd().endsWith(',')) {
-    return { where, message: 'invalid JSON: trailing comma' }
+  if ((text[offset] === '}' || text[offset] === ']') && text.slice(0, offset).trimEnd().endsWith(',')) {
+    offset = text.slice(0, offset).trimEnd().length - 1
+    return { where: lineColumnAt(text, offset), message: 'invalid JSON: trailing comma', frame: codeFrame(text, offset) }
   }
+  const where = lineColumnAt(text, offset)
   let message = raw
     .replace(/ in JSON at position \d+.*$/s, '')
     .replace(/ \(line \d+ column \d+\)$/, '')
@@ -25,7 +29,40 @@ export function describeSyntaxError(text: string, raw: string): { where: string;
     )
   if (message.includes('is not valid JSON')) message = 'not valid JSON'
   if (message.length > 120) message = `${message.slice(0, 120)}…`
-  return { where, message: `invalid JSON: ${message.charAt(0).toLowerCase()}${message.slice(1)}` }
+  return { where, message: `invalid JSON: ${message.charAt(0).toLowerCase()}${message.slice(1)}`, frame: codeFrame(text, offset) }
+}
+
+/** The offset of a 1-based line and column. */
+function offsetAt(text: string, line: number, column: number): number {
+  let offset = 0
+  for (let l = 1; l < line && offset < text.length; l++) {
+    const next = text.slice(offset).search(/\r\n|\n|\r/)
+    if (next < 0) return text.length
+    offset += next + (text.startsWith('\r\n', offset + next) ? 2 : 1)
+  }
+  return Math.min(text.length, offset + column - 1)
+}
+
+/**
+ * The line holding `offset` with a caret under it, as TypeScript shows one: `  6 |     "b": 1,` then `    |          ^`.
+ * A long line is cut around the place (minified JSON is one line); tabs are kept so the caret lines up.
+ */
+export function codeFrame(text: string, offset: number): string {
+  const start = Math.max(text.lastIndexOf('\n', offset - 1), text.lastIndexOf('\r', offset - 1)) + 1
+  const endMatch = text.slice(offset).search(/\r|\n/)
+  const end = endMatch < 0 ? text.length : offset + endMatch
+  const line = lineColumnAt(text, offset).split(':')[0]!
+  let from = start
+  let to = end
+  if (to - from > 100) {
+    from = Math.max(start, offset - 50)
+    to = Math.min(end, from + 100)
+  }
+  const shown = `${from > start ? '…' : ''}${text.slice(from, to)}${to < end ? '…' : ''}`
+  const pad = (from > start ? 1 : 0) + (offset - from)
+  const gutter = ' '.repeat(line.length)
+  const caretIndent = text.slice(from, from + pad - (from > start ? 1 : 0)).replace(/[^\t]/g, ' ')
+  return `${line} | ${shown.replace(/[\u0000-\u0008\u000b-\u001f]/g, ' ')}\n${gutter} | ${from > start ? ' ' : ''}${caretIndent}^`
 }
 
 /** 1-based line and column (UTF-16 units, as editors count) of an offset; `\n`, `\r\n` and `\r` end lines. */

@@ -1,4 +1,4 @@
-import type { Logger } from './types'
+import type { Logger, Progress } from './types'
 
 /** Whether `DEBUG` asks for our info lines (`DEBUG=flux-assets`, or `*`). */
 export const debugEnabled = (): boolean => /\bflux-assets\b|^\*$/.test(process.env.DEBUG ?? '')
@@ -15,12 +15,37 @@ export interface Sink {
  * console only when `consoleInfo` says so (the API and CLI: only under DEBUG).
  */
 export function createLogger(sink: () => Sink = () => ({}), consoleInfo: () => boolean = debugEnabled): Logger {
-  const say = (level: keyof Logger) => (message: string) => {
+  const say = (level: 'info' | 'warn' | 'error') => (message: string) => {
     const { logger, named } = sink()
     const text = named ? message : `[flux-assets] ${message}`
     // Called as a method: webpack's logger needs its `this`.
     if (logger?.[level]) logger[level](text)
     else if (level !== 'info' || consoleInfo()) console[level](text)
   }
-  return { info: say('info'), warn: say('warn'), error: say('error') }
+  const info = say('info')
+  // Detail (retries) only when asked for, whatever the sink.
+  return { info, warn: say('warn'), error: say('error'), debug: message => debugEnabled() && info(message) }
+}
+
+/**
+ * A build's progress while it generates (nothing for an all-cached build): in a terminal one line redrawn in place
+ * (done / total, generating, failed, spent so far), otherwise a line every `everyMs` at most, so CI logs stay short.
+ */
+export function progressReporter(info: (message: string) => void, stream: NodeJS.WriteStream = process.stderr, everyMs = 5_000) {
+  const tty = stream.isTTY === true && !process.env.CI
+  // The first line after `everyMs` too: a build that generates for a few seconds says nothing but its summary.
+  let last = Date.now()
+  let shown = false
+  return (p: Progress) => {
+    const working = p.generating > 0 || p.generated > 0 || p.failed > 0
+    if (!working) return
+    const line = `${p.done}/${p.total} · ${p.generating} generating · ${p.failed} failed · ${p.spent === null ? 'cost unknown' : `$${p.spent.toFixed(3)} spent`}`
+    if (tty) {
+      stream.write(p.done === p.total ? (shown ? '\r\x1b[K' : '') : `\r\x1b[K[flux-assets] ${line}`)
+      shown = p.done !== p.total
+    } else if (p.done < p.total && Date.now() - last >= everyMs) {
+      last = Date.now()
+      info(line)
+    }
+  }
 }

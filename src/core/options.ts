@@ -5,6 +5,7 @@ import { FluxError } from './errors'
 import { createLogger } from './logger'
 import { DEFAULT_MODEL } from './providers'
 import { OPTIONS, type OptionName, type OptionSpec, problem } from './schema'
+import { didYouMean } from './suggest'
 import type { FluxAssetsOptions, ResolvedOptions } from './types'
 
 export const DEFAULT_BASE_URL = 'https://api.together.xyz/v1'
@@ -16,12 +17,15 @@ const consoleLogger = createLogger()
 export interface ResolveContext {
   /** The bundler's output folder, excluded from discovery. */
   outDir?: string
+  /** A dev server (Vite serve): account-level failures are placeholders, never a stop. */
+  dev?: boolean
   /** Environment to read the key and base URL from. Default `process.env`. */
   env?: Record<string, string | undefined>
 }
 
 /** Applies every default and checks every value, once. Returns a fresh object; never mutates the user's. */
 export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ?? process.cwd(), context: ResolveContext = {}): ResolvedOptions {
+  checkNames(user)
   root = resolve(user.root ?? root)
   const real = withoutEmpty(context.env ?? process.env)
   const dotEnv = readDotEnv(root)
@@ -65,6 +69,8 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
     timeout: value('timeout'),
     maxImageBytes: value('maxImageBytes'),
     strict: value('strict'),
+    apiFailure: value('apiFailure'),
+    dev: context.dev ?? false,
     offline: value('offline'),
     maxNewImages: value('maxNewImages'),
     maxCost: value('maxCost'),
@@ -85,6 +91,19 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
 
 /** An option's type once resolved: never undefined when the schema has a default. */
 type Resolved<K extends OptionName> = (typeof OPTIONS)[K] extends { default: unknown } ? Exclude<FluxAssetsOptions[K], undefined> : FluxAssetsOptions[K]
+
+/**
+ * Every option name must be one of the schema's: a misspelled one (`apikey`) would silently do nothing, and the types
+ * that would catch it often do not see the bundler config. Undefined values count too: they are a name written down.
+ */
+function checkNames(user: FluxAssetsOptions): void {
+  if (user === null || typeof user !== 'object') throw new FluxError('FLUX_BAD_OPTION', `flux-assets options must be an object, got ${user === null ? 'null' : typeof user}`)
+  const names = Object.keys(OPTIONS)
+  const unknown = Object.keys(user).filter(k => !Object.hasOwn(OPTIONS, k))
+  if (unknown.length === 0) return
+  const lines = unknown.map(k => `unknown option "${k}"${didYouMean(k, names)}`)
+  throw new FluxError('FLUX_BAD_OPTION', `flux-assets: ${lines.join('; ')}. Valid options: ${names.join(', ')}.`)
+}
 
 /** Only the two names we use, from `<root>/.env` if there is one. Real environment variables win. */
 function readDotEnv(root: string): Record<string, string> {

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path'
 import type { UnpluginBuildContext, UnpluginFactory } from 'unplugin'
 import { FLUX_QUERY, VIRTUAL_ID } from './codegen'
 import type { BuildOutput, OutputImage } from './emit'
-import { createLogger, type Sink } from './logger'
+import { createLogger, progressReporter, type Sink } from './logger'
 import { MANIFEST_FILE } from './manifest'
 import { BuildSession, type Target } from './session'
 import { fluxMiddleware } from './dev'
@@ -51,7 +51,9 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
   /** The bundler's logger once known (a user's `logger` option wins over it). */
   let sink: Sink = {}
   // Until the bundler's logger is known, the console (the summary line shows there too).
-  const ctx = new BuildSession(options, createLogger(() => sink, () => true))
+  const logger = createLogger(() => sink, () => true)
+  // A progress line while images are generated, unless the user watches progress themselves.
+  const ctx = new BuildSession(options.onProgress ? options : { ...options, onProgress: progressReporter(logger.info) }, logger)
   const webpackLike = framework === 'webpack' || framework === 'rspack'
   /** Rollup, Rolldown and Vite: the bundler names emitted images (`assetFileNames`); the manifest waits for it. */
   const rollupLike = framework === 'vite' || framework === 'rollup' || framework === 'rolldown'
@@ -158,7 +160,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         const rollup = this as unknown as { info?(m: string): void; warn(m: string): void }
         sink = { logger: { info: rollup.info?.bind(rollup), warn: m => rollup.warn(m), error: m => rollup.warn(m) }, named: true }
       }
-      const summary = await ctx.startBuild(output(this)).catch(fail)
+      const summary = await ctx.startBuild(output(this)).catch(e => fail(e, framework))
       for (const file of ctx.files) {
         try {
           this.addWatchFile(file)
@@ -190,14 +192,14 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
       ctx.configure(process.cwd())
       // Scripts are watch files, added before any failure so that fixing a broken script rebuilds.
       if (id === RESOLVED_VIRTUAL) {
-        const code = await ctx.virtualModule(target(this)).catch(fail)
+        const code = await ctx.virtualModule(target(this)).catch(e => fail(e, framework))
         for (const file of ctx.files) this.addWatchFile(file)
         return code
       }
       const file = fluxFile(id)
       if (file === undefined) return null
       this.addWatchFile(file)
-      return ctx.fluxModule(file, target(this)).catch(fail)
+      return ctx.fluxModule(file, target(this)).catch(e => fail(e, framework))
     },
 
     vite: {
@@ -210,7 +212,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         // a manifest at the outDir's root would never reach `.output/public`. There it goes into the assets folder.
         if (config.plugins.some(p => p.name.startsWith('nuxt:'))) manifestFile = `${assetsDir.replace(/^\/+|\/+$/g, '')}/${MANIFEST_FILE}`
         sink = { logger: config.logger }
-        ctx.configure(config.root, resolve(config.root, config.build.outDir))
+        ctx.configure(config.root, resolve(config.root, config.build.outDir), dev)
       },
       handleHotUpdate({ file, server, modules }) {
         // A script edit must reach its `?flux` module (its id is not the file's) and the list of every script.
@@ -287,11 +289,14 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
 }
 
 /** Our own errors are messages for a person: no stack trace in the build output. */
-function fail(error: unknown): never {
+function fail(error: unknown, framework?: string): never {
   if (error instanceof FluxError) {
-    const clean = new Error(error.message)
-    clean.name = error.code
-    clean.stack = `${error.code}: ${error.message}`
+    // No stack: Vite and Rollup print the message and then the stack, which would only repeat it; webpack and Rspack
+    // print the stack alone, so theirs is the message line. The name reads as who speaks ("flux-assets: a.script.json:
+    // …"); the code stays on `code`.
+    const clean = Object.assign(new Error(error.message), { code: error.code })
+    clean.name = 'flux-assets'
+    clean.stack = framework === 'webpack' || framework === 'rspack' ? `flux-assets: ${error.message}` : ''
     throw clean
   }
   throw error

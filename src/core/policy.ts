@@ -7,7 +7,19 @@ import type { AssetRecord, AssetRequest, ResolvedOptions } from './types'
 
 /**
  * The rules, pure: what may be generated, what stops a run, what fails it. No I/O, no state: every rule about money
- * and failure is read here, in one place.
+ * and failure is read here, in one place. The table of what fails (README, "What fails"):
+ *
+ * | situation                                   | build / CLI                                   | dev server            |
+ * |---------------------------------------------|-----------------------------------------------|-----------------------|
+ * | no key at all                               | placeholders + one warning, exit 0            | placeholders          |
+ * | account-level: key rejected, account gated, | stop further calls, fail: exit 1 / failed     | placeholders + reason |
+ * | out of credits, model not served, API       | build, one message, nothing generated lost    | (terminal + browser   |
+ * | unreachable, cache disk full or read-only   | (`apiFailure: 'placeholder'`: placeholders)   | console)              |
+ * | one image's own failure (safety, a 400)     | placeholder + its line; fails under `strict`  | placeholder           |
+ * | budget stop (`maxNewImages`, `maxCost`)     | stop before any call, exit 1                  | stop, say so          |
+ * | bad script input                            | exit 2 / failed build naming file and place   | Vite's error overlay  |
+ *
+ * `strict` makes every placeholder a failure and wins over everything else.
  */
 
 /** What to do with the missing images: call for them, or give them placeholders (and why). */
@@ -60,14 +72,36 @@ export function checkModels(requests: AssetRequest[], catalog: Catalog): void {
   )
 }
 
-/** Codes that fail the whole run (the account cannot generate at all), not just their images. */
-const FAILS_RUN = new Set(['FLUX_GATED'])
+/** Account-level: every further call would fail the same way (the contract's `all`), or the model is not served. */
+export function isAccountLevel(code: string | undefined): boolean {
+  return code === 'FLUX_MODEL' || (code !== undefined && (PROVIDER_ERRORS as Record<string, string>)[code] === 'all')
+}
 
-/** An account-level failure during the run fails it (after every write has settled): one message, nothing lost. */
-export function checkRun(results: ReadonlyMap<string, ImageResult>): void {
-  for (const result of results.values()) {
-    if (result.kind === 'failed' && result.code && FAILS_RUN.has(result.code)) throw new FluxError(result.code, result.reason)
+/** The account-level failure of a run, if any: its code, its reason (once), and how many images it cost. */
+export function accountFailure(results: ReadonlyMap<string, ImageResult>): { code: string; reason: string; images: number } | undefined {
+  let first: { code: string; reason: string } | undefined
+  let images = 0
+  for (const r of results.values()) {
+    if (r.kind !== 'failed' || !isAccountLevel(r.code)) continue
+    images++
+    // The reason itself, not a "not attempted: stopped: …" echo of it.
+    if (!first || (first.reason.startsWith('not attempted') && !r.reason.startsWith('not attempted'))) first = { code: r.code!, reason: r.reason }
   }
+  return first && { ...first, reason: first.reason.replace(/^not attempted: (stopped: )?/, ''), images }
+}
+
+/**
+ * An account-level failure fails the run (after every write has settled): one message, nothing generated lost.
+ * `apiFailure: 'placeholder'` and the dev server keep the placeholders and say it once instead. Returns that line.
+ */
+export function checkRun(results: ReadonlyMap<string, ImageResult>, options: Pick<ResolvedOptions, 'apiFailure' | 'dev'>): string | undefined {
+  const failure = accountFailure(results)
+  if (!failure) return undefined
+  const count = `${failure.images} image${failure.images === 1 ? '' : 's'}`
+  if (options.apiFailure === 'fail' && !options.dev) {
+    throw new FluxError(failure.code, `${failure.reason}\n${count} could not be generated; every image made before stays cached. (apiFailure: 'placeholder' ships placeholders instead.)`)
+  }
+  return `${failure.reason}: ${count} ${failure.images === 1 ? 'is a placeholder' : 'are placeholders'}`
 }
 
 /**
@@ -85,5 +119,5 @@ export function checkStrict(assets: AssetRecord[], strict: boolean): void {
   if (!strict || missing.length === 0) return
   const images = new Set(missing.map(a => a.key)).size
   const lines = missing.map(a => `  ${a.script} ${a.pointer}: ${a.error}`)
-  throw new StrictError(`strict: ${images} image${images === 1 ? '' : 's'} could not be had:\n${lines.join('\n')}`)
+  throw new StrictError(`strict: ${images} image${images === 1 ? ' is a placeholder' : 's are placeholders'}, and strict allows none:\n${lines.join('\n')}`)
 }

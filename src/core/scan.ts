@@ -46,8 +46,9 @@ export function parseScript(source: string, script: string, options: RequestOpti
   try {
     doc = JSON.parse(text)
   } catch (error) {
-    const { where, message } = describeSyntaxError(text, error instanceof Error ? error.message : String(error))
-    return issue(where, message), { data: undefined, requests, issues, notes }
+    const { where, message, frame } = describeSyntaxError(text, error instanceof Error ? error.message : String(error))
+    issues.push({ script, where, message, frame })
+    return { data: undefined, requests, issues, notes }
   }
 
   if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { data: doc, requests, issues, notes }
@@ -101,7 +102,7 @@ function readAsset(value: unknown, pointer: string, issue: (where: string, messa
     const prompt = checkPrompt(value, pointer, issue)
     return prompt === undefined ? undefined : { prompt, overrides: {} }
   }
-  if (!isObject(value)) return issue(pointer, 'expected a prompt string or { prompt }'), undefined
+  if (!isObject(value)) return issue(pointer, `expected a prompt string or { prompt }, got ${describeValue(value)}`), undefined
 
   let ok = true
   const fail = (key: string, message: string) => {
@@ -128,6 +129,14 @@ function readAsset(value: unknown, pointer: string, issue: (where: string, messa
     else (overrides as Record<string, unknown>)[key] = v
   }
   return ok && prompt !== undefined ? { prompt, overrides } : undefined
+}
+
+/** What was found instead, short: `the number 3`, `an array`, `null`. */
+function describeValue(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'number' || typeof value === 'boolean') return `the ${typeof value} ${JSON.stringify(value)}`
+  return `a ${typeof value}`
 }
 
 function checkPrompt(raw: string, pointer: string, issue: (where: string, message: string) => void): string | undefined {

@@ -63,7 +63,8 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
           retries: options.retries,
           maxRetryDelay: options.maxRetryDelay,
           signal: retrySignal,
-          onRetry: (error, attempt, delay) => options.logger.info(`${r.script}: ${r.id}: ${describe(error, secret)}; retry ${attempt} in ${delay} ms`),
+          // Detail, not news: a retry that works is nobody's business (DEBUG=flux-assets or --verbose shows them).
+          onRetry: (error, attempt, delay) => (options.logger.debug ?? options.logger.info).call(options.logger, `${r.script}: ${r.id}: ${describe(error, secret)}; retry ${attempt} in ${delay} ms`),
         })
         answered()
         const billed = Math.max(1, paid.get(r.key) ?? 0)

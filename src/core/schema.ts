@@ -47,6 +47,7 @@ export const OPTIONS = {
   timeout: { type: 'integer', min: 1, max: 3_600_000, default: 120_000 },
   maxImageBytes: { type: 'integer', min: 1, max: 2 ** 31, default: 25 * 1024 * 1024 },
   strict: { type: 'boolean', default: false },
+  apiFailure: { type: 'enum', values: ['fail', 'placeholder'], default: 'fail' },
   offline: { type: 'boolean', default: false },
   maxNewImages: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, default: 100 },
   maxCost: { type: 'number', min: 0, max: 1_000_000 },

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { FLUX_QUERY, fluxModuleCode, virtualModuleCode } from './codegen'
 import { devImageUrl } from './dev'
@@ -41,10 +42,10 @@ export class BuildSession {
     private readonly logger?: Logger,
   ) {}
 
-  /** Creates the engine once the bundler has told us its root and output folder. */
-  configure(root: string, outDir?: string): Engine {
+  /** Creates the engine once the bundler has told us its root and output folder (and whether it is a dev server). */
+  configure(root: string, outDir?: string, dev = false): Engine {
     if (!this.engine) {
-      this.engine = createEngine(resolveOptions({ ...this.user, ...(this.logger && !this.user.logger ? { logger: this.logger } : {}) }, this.user.root ?? root, { outDir }))
+      this.engine = createEngine(resolveOptions({ ...this.user, ...(this.logger && !this.user.logger ? { logger: this.logger } : {}) }, this.user.root ?? root, { outDir, dev }))
     }
     return this.engine
   }
@@ -91,15 +92,19 @@ export class BuildSession {
   async fluxModule(file: string, target: Target): Promise<string> {
     await this.building
     const { data, records } = await this.recordsFor(file)
-    return fluxModuleCode(data, records, await this.urls(records, target))
+    return devNotice(records, target) + fluxModuleCode(data, records, await this.urls(records, target))
   }
 
   /** `virtual:flux-assets`. In dev no build ran first: the scripts are scanned (and generated) now. */
   async virtualModule(target: Target): Promise<string> {
     await this.building
-    if ('devBase' in target) await this.generateAll()
+    if ('devBase' in target) {
+      const line = await this.generateAll()
+      // The dev server says what it paid for, like a build does.
+      if (this.summary!.generated || this.summary!.failed) this.need().options.logger.info(line)
+    }
     const records = this.allRecords()
-    return virtualModuleCode(records, await this.urls(records, target))
+    return devNotice(records, target) + virtualModuleCode(records, await this.urls(records, target))
   }
 
   /** Discovers every script and makes sure every image exists. Returns the summary line. */
@@ -121,11 +126,19 @@ export class BuildSession {
     const engine = this.need()
     const script = relative(engine.options.root, file).split('\\').join('/')
     source ??= await readFile(file, 'utf8')
-    const { data, requests, issues, notes } = parseScript(source, script, engine.options)
+    let parsed = parseScript(source, script, engine.options)
+    // Dev: an editor saving on every keystroke would buy every half-typed prompt. Before paying, wait until the
+    // file has been still for a moment and read it again: only the prompt the user finished is bought.
+    if (engine.options.dev && !parsed.issues.length && parsed.requests.some(r => this.records.get(recordId(r))?.key !== r.key)) {
+      const settled = await settle(file)
+      if (settled !== undefined && settled !== source) parsed = parseScript((source = settled), script, engine.options)
+    }
+    const { data, requests, issues, notes } = parsed
     if (issues.length) throw new ScriptError(issues)
     engine.note(notes)
     const missing = requests.filter(r => this.records.get(recordId(r))?.key !== r.key)
     const result = missing.length ? await engine.generate(missing, this.signal()) : undefined
+    if (engine.options.dev && result && (result.summary.generated || result.summary.failed)) engine.options.logger.info(`${script}: ${formatSummary(result.summary)}`)
     for (const [key, hit] of result?.hits ?? []) this.hits.set(key, hit)
     const fresh = new Map((result?.assets ?? []).map(a => [a.pointer, a]))
     const records = requests.map(r => fresh.get(r.pointer) ?? this.records.get(recordId(r))!)
@@ -184,6 +197,28 @@ export class BuildSession {
     if (!this.engine) throw new FluxError('FLUX_NOT_CONFIGURED', 'flux-assets: the plugin was used before the bundler configured it')
     return this.engine
   }
+}
+
+/** How long a script must be still (no write) before the dev server pays for its new prompts. */
+export const SETTLE_MS = 400
+
+/** Waits until `file` has not been written for SETTLE_MS (at most a few rounds), then returns its text. */
+async function settle(file: string): Promise<string | undefined> {
+  for (let round = 0; round < 20; round++) {
+    const info = await stat(file).catch(() => undefined)
+    if (!info) return undefined
+    const quiet = Date.now() - info.mtimeMs
+    if (quiet >= SETTLE_MS) return readFile(file, 'utf8').catch(() => undefined)
+    await sleep(SETTLE_MS - quiet)
+  }
+  return readFile(file, 'utf8').catch(() => undefined)
+}
+
+/** Dev server: why images are placeholders, in the browser console too (the terminal has it already). */
+function devNotice(records: AssetRecord[], target: Target): string {
+  if (!('devBase' in target)) return ''
+  const reasons = [...new Set(records.filter(r => r.placeholder && r.error).map(r => r.error!))]
+  return reasons.map(reason => `console.warn(${JSON.stringify(`[flux-assets] placeholder: ${reason}`)})\n`).join('')
 }
 
 function recordId(r: Pick<AssetRecord, 'script' | 'pointer'>): string {

@@ -70,7 +70,7 @@ export function summarize(results: ReadonlyMap<string, ImageResult>, assets: num
 /** Progress so far: the same counting as summarize(), over the results in so far. */
 export function progressOf(results: ReadonlyMap<string, ImageResult>, total: number, generating: number): Progress {
   const c = count(results.values())
-  return { total, done: results.size, cached: c.cached, generating, generated: c.generated, placeholders: c.placeholders, failed: c.failed }
+  return { total, done: results.size, cached: c.cached, generating, generated: c.generated, placeholders: c.placeholders, failed: c.failed, spent: c.cost }
 }
 
 /** `12 assets · 3 generated · 9 cached · 0 placeholders · 4.1 s · est. $0.008` */

@@ -53,6 +53,12 @@ export interface FluxAssetsOptions {
   maxImageBytes?: number
   /** Any placeholder or failure fails the run. Default false. */
   strict?: boolean
+  /**
+   * What an account-level failure does (key rejected, account gated, out of credits, model not served, API
+   * unreachable, cache disk full): `'fail'` (default) fails the build / exits 1; `'placeholder'` ships placeholders.
+   * The dev server always keeps going with placeholders. `strict` wins over both.
+   */
+  apiFailure?: 'fail' | 'placeholder'
   /** Make no API call: cached images are used, missing ones become placeholders. Default false. */
   offline?: boolean
   /** Stop before the first call when more uncached images than this would be generated (per dev/watch session). Default 100. */
@@ -76,6 +82,8 @@ export interface Logger {
   info(message: string): void
   warn(message: string): void
   error(message: string): void
+  /** Retries and other detail. Absent: such lines go to `info`. The plugin's own shows them only with DEBUG=flux-assets. */
+  debug?(message: string): void
 }
 
 /** Options with every default applied, validated, env resolved. Never the user's object. */
@@ -98,6 +106,9 @@ export interface ResolvedOptions {
   timeout: number
   maxImageBytes: number
   strict: boolean
+  apiFailure: 'fail' | 'placeholder'
+  /** A dev server: failures become placeholders and messages, never a stopped server. */
+  dev: boolean
   offline: boolean
   maxNewImages: number
   maxCost: number | undefined
@@ -191,6 +202,8 @@ export interface Progress {
   placeholders: number
   /** Images that were attempted (or stopped) and got no image. */
   failed: number
+  /** USD paid so far this run; `null` when a price is unknown. */
+  spent: number | null
 }
 
 export interface RunSummary {
@@ -225,4 +238,6 @@ export interface ScriptIssue {
   /** JSON pointer, or `line:column` for a syntax error. */
   where: string
   message: string
+  /** A syntax error's line with a caret under the place. */
+  frame?: string
 }

@@ -258,7 +258,7 @@ export function bundlerSuite(adapter: Adapter): void {
   it(`${adapter.name}: strict mode and a budget stop fail the build with the engine's message`, async () => {
     const p = await createProject(adapter.name)
     const strict = await buildError(adapter.build(p, p.options({ offline: true, strict: true }), p.path('dist')))
-    expect(strict).toContain(`strict: ${UNIQUE} images could not be had:`)
+    expect(strict).toContain(`strict: ${UNIQUE} images are placeholders, and strict allows none:`)
     expect(strict).toContain('src/scenes/intro.script.json /visual_track/0/assets/avatar: offline: no API call made')
     const budget = await buildError(adapter.build(p, p.options({ maxNewImages: 2 }), p.path('dist')))
     expect(budget).toContain(`${UNIQUE} new images would be generated`)

@@ -141,13 +141,15 @@ describe('out of credits (402)', () => {
     // Some latency, so four requests really are in flight together when the credits run out.
     const fake = await start({ credits: 5, latencyMs: 40 })
 
-    const run = await runCli(['generate', ...SIZE, '--concurrency', '4', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    // --api-failure placeholder: the run ships what was paid and placeholders for the rest (default: it fails, below).
+    const run = await runCli(['generate', ...SIZE, '--concurrency', '4', '--json', '--api-failure', 'placeholder'], { cwd: root, env: fakeEnv(fake.baseURL) })
     expect(run.code, run.stderr).toBe(0)
     // The first 402 stops the queue: only requests already in flight may still get one.
     expect(fake.stats.generations).toBe(5)
     expect(fake.stats.byStatus[402]).toBeGreaterThanOrEqual(1)
     expect(fake.stats.generationRequests).toBeLessThanOrEqual(5 + 4)
-    expect(run.stderr).toContain('out of credits (402)')
+    // Said once, not once per image.
+    expect(run.stderr.match(/out of credits \(402\)/g)).toHaveLength(1)
 
     const { summary, assets } = JSON.parse(run.stdout) as JsonRun
     expect(summary).toMatchObject({ assets: 20, unique: 20, generated: 5, paid: 5, cached: 0, placeholders: 15, failed: 15 })
@@ -158,12 +160,15 @@ describe('out of credits (402)', () => {
     const paid = assets.filter(a => !a.placeholder).map(a => a.key).sort()
     expect(await assertCacheConsistent(cacheDir)).toEqual(paid)
 
-    // --strict makes the same situation a failure; a refill then pays only the 15 that are missing.
-    fake.reset()
-    const strict = await runCli(['generate', ...SIZE, '--strict'], { cwd: root, env: fakeEnv(fake.baseURL) })
-    expect(strict.code).toBe(1)
-    expect(strict.stderr).toContain('out of credits (402)')
-    expect(fake.stats.generations).toBe(0)
+    // By default (and with --strict) the same situation fails the run, with one message; a refill then pays only the
+    // 15 that are missing.
+    for (const flags of [[], ['--strict']]) {
+      fake.reset()
+      const failed = await runCli(['generate', ...SIZE, ...flags], { cwd: root, env: fakeEnv(fake.baseURL) })
+      expect(failed.code).toBe(1)
+      expect(failed.stderr).toContain('out of credits (402)')
+      expect(fake.stats.generations).toBe(0)
+    }
     fake.set({ credits: 100 })
     fake.reset()
     const refill = await runCli(['generate', ...SIZE, '--strict', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
@@ -180,7 +185,7 @@ describe('out of credits (402)', () => {
     // waiting one must neither be sent again nor keep the run waiting (the stop cuts its wait short).
     const fake = await start({ credits: 0 })
     fake.enqueue({ status: 429, headers: { 'retry-after': '30' } })
-    const run = await runCli(['generate', ...SIZE, '--concurrency', '2', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    const run = await runCli(['generate', ...SIZE, '--concurrency', '2', '--json', '--api-failure', 'placeholder'], { cwd: root, env: fakeEnv(fake.baseURL) })
     expect(run.code, run.stderr).toBe(0)
     // The catalog's one 200 aside: one 429, one 402, no image.
     expect(fake.stats.byStatus).toEqual({ 200: fake.stats.catalogReads, 429: 1, 402: 1 })
@@ -189,16 +194,22 @@ describe('out of credits (402)', () => {
     expect((JSON.parse(run.stdout) as JsonRun).summary).toMatchObject({ generated: 0, placeholders: 6, failed: 6 })
   })
 
-  it('a vite build out of credits ships what was paid and placeholders for the rest, after one round of requests', async () => {
+  it('a vite build out of credits fails; with apiFailure "placeholder" it ships what was paid and placeholders for the rest', async () => {
     root = await makeTemp('money-402-vite')
     await writeScripts(root, { 'a.script.json': scriptWith(20, 'credits-vite') })
     await writeApp(root, ['a.script.json'])
     const cacheDir = join(root, '.flux-cache')
     const fake = await start({ credits: 5, latencyMs: 40 })
 
-    const outDir = await viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL, concurrency: 4 })
+    const failed = await viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL, concurrency: 4 }).catch((e: unknown) => e)
+    expect((failed as Error).message).toContain('out of credits (402)')
     expect(fake.stats.generations).toBe(5)
-    expect(fake.stats.generationRequests).toBeLessThanOrEqual(5 + 4)
+    expect(await assertCacheConsistent(cacheDir)).toHaveLength(5)
+
+    fake.reset()
+    const outDir = await viteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL, concurrency: 4, apiFailure: 'placeholder' })
+    expect(fake.stats.generations).toBe(0)
+    expect(fake.stats.generationRequests).toBeLessThanOrEqual(4)
     const manifest = await readManifest(outDir)
     const real = manifest.filter(e => !e.placeholder)
     expect(real).toHaveLength(5)

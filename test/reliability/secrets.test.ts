@@ -42,25 +42,28 @@ interface Scenario {
   message: RegExp
   /** Requests the fake must see per run, when that is part of the promise. */
   requests?: number
+  /** An account-level failure: fails the run by default; the checks below run it with apiFailure 'placeholder'. */
+  accountLevel?: boolean
 }
 
 const echo = (status: number, text: string, n = 6): ForcedResponse[] =>
   Array.from({ length: n }, () => ({ status, body: { error: { message: text, type: 'invalid_request_error' } } }))
 
-const ONE = { args: ['--concurrency', '1'], options: { concurrency: 1 } }
+/** Account-level failures, run as placeholders (apiFailure 'placeholder'); the default, a failed run, is checked too. */
+const ACCOUNT = { args: ['--concurrency', '1', '--api-failure', 'placeholder'], options: { concurrency: 1, apiFailure: 'placeholder' as const }, accountLevel: true }
 
 const SCENARIOS: Scenario[] = [
   // One at a time, so "exactly one request" shows both: a 401 is not retried, and nothing else is tried after it.
-  { name: '401 (wrong key)', fake: { apiKeys: ['another-key'] }, ...ONE, message: /API key rejected \(401\)/, requests: 1 },
-  { name: '401 whose body echoes the key', forced: echo(401, `Invalid API key: ${SENTINEL}`), ...ONE, message: /API key rejected \(401\): Invalid API key: \*\*\*/, requests: 1 },
+  { name: '401 (wrong key)', fake: { apiKeys: ['another-key'] }, ...ACCOUNT, message: /API key rejected \(401\)/, requests: 1 },
+  { name: '401 whose body echoes the key', forced: echo(401, `Invalid API key: ${SENTINEL}`), ...ACCOUNT, message: /API key rejected \(401\): Invalid API key: \*\*\*/, requests: 1 },
   { name: '500 until retries run out', fake: { faults: { status500: 1 } }, args: ['--retries', '1'], options: { retries: 1 }, message: /the API answered 500: Internal server error/ },
   { name: '500 whose body echoes the Authorization header', forced: echo(500, `upstream said: Authorization: Bearer ${SENTINEL}`), args: ['--retries', '0'], options: { retries: 0 }, message: /the API answered 500: upstream said: Authorization: Bearer \*\*\*/ },
   { name: '502 HTML page echoing the key', forced: Array.from({ length: 6 }, () => ({ status: 502, body: `<html><body>Bad gateway for ${SENTINEL}</body></html>` })), args: ['--retries', '0'], options: { retries: 0 }, message: /the API answered 502: <html><body>Bad gateway for \*\*\*/ },
   { name: 'timeout', fake: { latencyMs: 5_000 }, args: null, options: { timeout: 300, retries: 0 }, message: /no answer from 127\.0\.0\.1:\d+ within 0\.3 s/ },
   { name: 'connection reset', fake: { faults: { reset: 1 } }, args: ['--retries', '0'], options: { retries: 0 }, message: /connection to 127\.0\.0\.1:\d+ failed \(/ },
-  { name: '402 out of credits', fake: { credits: 0 }, ...ONE, message: /out of credits \(402\)/, requests: 1 },
+  { name: '402 out of credits', fake: { credits: 0 }, ...ACCOUNT, message: /out of credits \(402\)/, requests: 1 },
   // The catalog unreadable (its error message goes through the same redaction), so the request is made and 404s.
-  { name: '404 retired model', fake: { catalogResponse: { status: 503 } }, args: [...ONE.args, '--model', 'black-forest-labs/FLUX.1-schnell-Free'], options: { ...ONE.options, model: 'black-forest-labs/FLUX.1-schnell-Free' }, message: /model "black-forest-labs\/FLUX.1-schnell-Free" is not available \(404\)/, requests: 1 },
+  { name: '404 retired model', fake: { catalogResponse: { status: 503 } }, ...ACCOUNT, args: [...ACCOUNT.args, '--model', 'black-forest-labs/FLUX.1-schnell-Free'], options: { ...ACCOUNT.options, model: 'black-forest-labs/FLUX.1-schnell-Free' }, message: /model "black-forest-labs\/FLUX.1-schnell-Free" is not available \(404\)/, requests: 1 },
   { name: 'image URL on a foreign http origin', fake: { urlBase: 'http://images.example.invalid/shrt/' }, args: ['--response-format', 'url'], options: { responseFormat: 'url' }, message: /refusing to download http:\/\/images\.example\.invalid/ },
 ]
 
@@ -89,6 +92,14 @@ describe('the API key never leaks', () => {
         expect(run.stderr).not.toMatch(STACK_LINE)
         noKey(run.stdout + run.stderr)
         checkRequests()
+      }
+      if (scenario.accountLevel) {
+        fresh()
+        const failed = await runCli(['generate', ...SIZE, ...scenario.args.filter(a => a !== '--api-failure' && a !== 'placeholder')], { cwd: root, env: fakeEnv(f.baseURL) })
+        expect(failed.code, failed.stderr).toBe(1)
+        expect(failed.stderr).toMatch(scenario.message)
+        expect(failed.stderr).not.toMatch(STACK_LINE)
+        noKey(failed.stdout + failed.stderr)
       }
     }
 

@@ -36,7 +36,9 @@ export const PROVIDER_ERRORS = {
   FLUX_RATE_LIMIT: 'image',
   /** The provider failed (5xx): retried when `retryable`. */
   FLUX_SERVER: 'image',
-  /** No connection, reset, or an error before an answer: retried when `retryable`. */
+  /** The API cannot be reached at all (connection refused, no such host), after the retries. Stops the run. */
+  FLUX_UNREACHABLE: 'all',
+  /** A connection broke (reset) or an error came before an answer: retried when `retryable`. */
   FLUX_NETWORK: 'image',
   /** No answer within `timeout`: retried. */
   FLUX_TIMEOUT: 'image',

@@ -13,6 +13,8 @@ const NETWORK_CODES = new Set([
   'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ])
+/** Connecting failed before any byte was exchanged. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 /** The catalog lists every model Together serves (~200 today, ~300 KB): 8 MB is far beyond any real answer. */
 const MAX_CATALOG_BYTES = 8 * 1024 * 1024
 /** Download tries per generated image before paying for a new one (a URL that 404s is regenerated at once). */
@@ -38,6 +40,8 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
       if (signal?.aborted) throw signal.reason
       if (timer.aborted) throw new ApiError('FLUX_TIMEOUT', `no answer from ${hostOf(url)} within ${timeout / 1000} s`, undefined, true)
       const code = (error as { code?: string }).code ?? ''
+      // No connection at all (refused, no such host): the API is unreachable for every image, not just this one.
+      if (UNREACHABLE_CODES.has(code)) throw new ApiError('FLUX_UNREACHABLE', `cannot reach ${hostOf(url)} (${code})`, undefined, true)
       if (NETWORK_CODES.has(code)) throw new ApiError('FLUX_NETWORK', `connection to ${hostOf(url)} failed (${code})`, undefined, true)
       if (error instanceof ApiError || error instanceof ImageError) throw error
       // Never pass the original error on: undici errors can carry request options, and so the key.
