@@ -34,6 +34,7 @@ function makeOptions(overrides: Partial<ResolvedOptions> = {}): ResolvedOptions 
     offline: false,
     maxNewImages: 100,
     maxCost: undefined,
+    dts: false,
     signal: undefined,
     logger: { info() {}, warn() {}, error() {} },
     onProgress: undefined,

@@ -74,6 +74,7 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
     offline: value('offline'),
     maxNewImages: value('maxNewImages'),
     maxCost: value('maxCost'),
+    dts: value('dts'),
     signal: value('signal'),
     logger: value('logger') ?? consoleLogger,
     onProgress: value('onProgress'),

@@ -51,6 +51,7 @@ export const OPTIONS = {
   offline: { type: 'boolean', default: false },
   maxNewImages: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, default: 100 },
   maxCost: { type: 'number', min: 0, max: 1_000_000 },
+  dts: { type: 'boolean', default: true },
   signal: { type: 'object' },
   logger: { type: 'object' },
   onProgress: { type: 'function' },

@@ -9,8 +9,9 @@ import { createEngine, type Engine } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
 import { resolveOptions } from './options'
-import { parseScript } from './scan'
+import { findScripts, parseScript } from './scan'
 import { formatSummary } from './summary'
+import { writeScriptTypes } from './typegen'
 import type { AssetRecord, CacheHit, FluxAssetsOptions, Logger, RunSummary } from './types'
 
 /** Where `?flux` URLs point: the build's emitted files, or (Vite dev) the cache route under the server's base. */
@@ -118,6 +119,7 @@ export class BuildSession {
     for (const record of result.assets) this.records.set(recordId(record), record)
     this.hits = new Map(result.hits)
     this.summary = result.summary
+    await this.writeTypes()
     return formatSummary(result.summary)
   }
 
@@ -146,7 +148,24 @@ export class BuildSession {
     const current = new Set(records.map(recordId))
     for (const [id, record] of this.records) if (record.script === script && !current.has(id)) this.records.delete(id)
     for (const record of records) this.records.set(recordId(record), record)
+    // Dev: an edited script's own type follows it (a full build writes them all in generateAll).
+    if (engine.options.dev) await this.writeTypes()
     return { data, records }
+  }
+
+  /** The typed-script declarations of every script found (typegen.ts), unless `dts: false`. */
+  private async writeTypes(): Promise<void> {
+    const { options } = this.need()
+    if (!options.dts) return
+    // Dev before any full scan (only ?flux modules loaded so far): find them, so every script is typed.
+    const files = this.files.length ? this.files : await findScripts(options)
+    const scripts = await Promise.all(
+      files.map(async file => {
+        const data = await readFile(file, 'utf8').then(t => JSON.parse(t.replace(/^\uFEFF/, '')) as unknown, () => undefined)
+        return { script: relative(options.root, file).split('\\').join('/'), data }
+      }),
+    )
+    await writeScriptTypes(options.root, scripts.filter(s => s.data !== undefined))
   }
 
   /** Every record of the last full build, in script order. */

@@ -68,6 +68,11 @@ export interface FluxAssetsOptions {
    * this; an unknown price counts as over it. Default: no cap.
    */
   maxCost?: number
+  /**
+   * Typed scripts: the plugin writes `<root>/.flux-assets/scripts.d.ts` (git-ignored) with each script's own shape
+   * for its `?flux` import. Default true; the CLI and `generateAssets` never write it.
+   */
+  dts?: boolean
   /** Aborts the whole run. */
   signal?: AbortSignal
   /** Where messages go. Default: console warnings/errors, info silent. */
@@ -112,6 +117,7 @@ export interface ResolvedOptions {
   offline: boolean
   maxNewImages: number
   maxCost: number | undefined
+  dts: boolean
   signal: AbortSignal | undefined
   logger: Logger
   onProgress: ((progress: Progress) => void) | undefined

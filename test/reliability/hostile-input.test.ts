@@ -39,7 +39,8 @@ afterEach(async () => {
   await removeTemp(tmp)
 })
 
-const ALLOWED = /^project\/app\/(\.flux-cache|dist)\//
+/** The cache, the output, and the typed-script declarations (`.flux-assets/`, git-ignored) of a build. */
+const ALLOWED = /^project\/app\/(\.flux-cache|dist|\.flux-assets)\//
 
 /** Runs `act`, then checks that every file it added or changed under the temp folder is in the cache or the output. */
 async function confined<T>(act: () => Promise<T>): Promise<T> {
