@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ImageError } from '../src/core/errors'
-import { placeholderSvg, sniffFormat, verifyImage } from '../src/core/image'
+import { sniffFormat, verifyImage } from '../src/core/image'
 import { makeJpeg, makePng } from './fake-together.mjs'
 
 /** A minimal valid lossless WebP: RIFF header, 'WEBP', one VP8L chunk (1×1), padded to an even size. */
@@ -82,40 +82,5 @@ describe('verifyImage', () => {
 
   it('says how many bytes it saw', () => {
     expectImageError(Buffer.from('nope!'), /5 bytes/)
-  })
-})
-
-describe('placeholderSvg', () => {
-  it('is an SVG of the asset size that shows id and prompt', () => {
-    const svg = placeholderSvg('avatar', 'A businessman in a suit', 640, 480, 'no API key')
-    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="640" height="480" viewBox="0 0 640 480">')).toBe(true)
-    expect(svg.trimEnd().endsWith('</svg>')).toBe(true)
-    expect(svg).toContain('>avatar<')
-    expect(svg).toContain('A businessman in a suit')
-    expect(svg).toContain('no API key')
-    // Tags balance: every opened element is closed or self-closed.
-    const opened = (svg.match(/<(svg|g|text)[\s>]/g) ?? []).length
-    const closed = (svg.match(/<\/(svg|g|text)>/g) ?? []).length
-    expect(opened).toBe(closed)
-  })
-
-  it('escapes < & " \' > in the id, prompt and reason, and drops control characters', () => {
-    const svg = placeholderSvg('<script>alert("x")</script>', `Tom & Jerry's <b>"best"</b>`, 256, 256, 'API said <401> & "no"\u0007')
-    expect(svg).not.toContain('<script')
-    expect(svg).not.toContain('<b>')
-    expect(svg).not.toContain('<401>')
-    expect(svg).not.toContain('\u0007')
-    expect(svg).toContain('&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62;')
-    expect(svg).toContain('Tom &#38; Jerry&#39;s')
-    // Every & starts a character reference.
-    expect(svg.match(/&(?!#\d+;)/g)).toBeNull()
-    // Outside the markup, no raw <, >, or " remain in text nodes.
-    for (const text of svg.match(/>[^<]*</g) ?? []) expect(text.slice(1, -1)).not.toMatch(/[<>"]/)
-  })
-
-  it('shortens long prompts with an ellipsis, never splitting an escape', () => {
-    const svg = placeholderSvg('id', `${'&'.repeat(200)}`, 512, 512, 'x')
-    expect(svg).toContain('…')
-    expect(svg.match(/&(?!#\d+;)/g)).toBeNull()
   })
 })

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Store } from './store'
-import { MIME_TYPES, placeholderSvg } from './image'
+import { MIME_TYPES } from './image'
+import { placeholderSvg } from './placeholder'
 import type { AssetRecord } from './types'
 
 export const DEV_PREFIX = '@flux-assets/'

@@ -1,5 +1,5 @@
 import { FluxError } from './errors'
-import { placeholderSvg } from './image'
+import { placeholderSvg } from './placeholder'
 import { sha256 } from './key'
 import type { Store } from './store'
 import type { AssetRecord, CacheHit } from './types'

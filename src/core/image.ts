@@ -40,25 +40,3 @@ function endsWithEoi(b: Buffer): boolean {
   while (end > 2 && b.length - end < 16 && b[end - 1] === 0) end--
   return end >= 4 && b[end - 2] === 0xff && b[end - 1] === 0xd9
 }
-
-/** An SVG of the asset's size showing its id and prompt: what ships when no image could be had. */
-export function placeholderSvg(id: string, prompt: string, width: number, height: number, reason: string): string {
-  const line = (text: string, max: number) => escapeXml(text.length > max ? `${text.slice(0, max - 1)}…` : text)
-  const size = Math.max(12, Math.round(Math.min(width, height) / 24))
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">
-<rect width="100%" height="100%" fill="#e5e7eb"/>
-<rect x="4" y="4" width="${width - 8}" height="${height - 8}" fill="none" stroke="#9ca3af" stroke-width="4" stroke-dasharray="16 12"/>
-<g font-family="system-ui, sans-serif" text-anchor="middle" fill="#374151">
-<text x="50%" y="42%" font-size="${size * 2}" font-weight="600">${line(id, 40)}</text>
-<text x="50%" y="54%" font-size="${size}">${line(prompt, 80)}</text>
-<text x="50%" y="64%" font-size="${Math.round(size * 0.8)}" fill="#6b7280">placeholder: ${line(reason, 80)}</text>
-</g>
-</svg>
-`
-}
-
-function escapeXml(text: string): string {
-  // Control characters are not allowed in XML at all.
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '').replace(/[<>&"']/g, c => `&#${c.charCodeAt(0)};`)
-}
