@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { MANIFEST_FILE } from '../src/core/manifest'
 import type { BuildOutput } from '../src/core/emit'
+import type { FluxAssetsOptions, RunSummary } from '../src/core/types'
 import { BuildSession } from '../src/core/session'
 import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
 import { fakeOptions, removeDir, scene, silentLogger, SMALL, tempDir, writeScripts } from './core-helpers'
@@ -56,5 +57,43 @@ describe('BuildSession emitting', () => {
     } finally {
       await session.close()
     }
+  })
+
+  it('virtual:flux-assets gives each entry its model and cost, and the build\'s summary (unique images, not uses)', async () => {
+    await writeScripts(root, {
+      'a.script.json': scene({ hero: 'a shared prompt', side: 'only in a' }),
+      'b.script.json': scene({ again: 'a shared prompt', other: 'only in b' }),
+    })
+    const load = async (code: string) => (await import(`data:text/javascript,${encodeURIComponent(code)}`)) as { default: Record<string, Array<{ id: string; model: string; cost: number | null; placeholder: boolean }>>; summary: RunSummary | null }
+    const build = async (user: FluxAssetsOptions) => {
+      const session = new BuildSession({ root, ...SMALL, logger: silentLogger, ...user })
+      session.configure(root)
+      try {
+        const out = countingOutput()
+        await session.startBuild(out)
+        return await load(await session.virtualModule(out))
+      } finally {
+        await session.close()
+      }
+    }
+
+    const first = await build(fakeOptions(fake))
+    const entries = Object.values(first.default).flat()
+    expect(entries.map(e => e.model)).toEqual(Array(4).fill('black-forest-labs/FLUX.2-dev'))
+    const cost = entries[0]!.cost!
+    expect(cost).toBeGreaterThan(0)
+    expect(entries.map(e => e.cost)).toEqual(Array(4).fill(cost))
+    expect(first.summary).toMatchObject({ assets: 4, unique: 3, generated: 3, cached: 0, placeholders: 0 })
+    expect(first.summary!.estimatedCost).toBeCloseTo(3 * cost, 10)
+
+    // Cached: the entry keeps what the image cost when it was made; the build spent nothing.
+    const second = await build(fakeOptions(fake))
+    expect(Object.values(second.default).flat().map(e => e.cost)).toEqual(Array(4).fill(cost))
+    expect(second.summary).toMatchObject({ generated: 0, cached: 3, placeholders: 0, estimatedCost: 0 })
+
+    // Placeholders (another model, never generated): no cost, and the summary counts images, not uses.
+    const none = await build({ model: 'black-forest-labs/FLUX.2-pro', offline: true })
+    expect(Object.values(none.default).flat().map(e => [e.model, e.cost, e.placeholder])).toEqual(Array(4).fill(['black-forest-labs/FLUX.2-pro', null, true]))
+    expect(none.summary).toMatchObject({ assets: 4, unique: 3, generated: 0, placeholders: 3 })
   })
 })

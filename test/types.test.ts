@@ -11,7 +11,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url))
 const TMP = fileURLToPath(new URL('./.tmp', import.meta.url))
 
 const APP = `import intro from './intro.script.json?flux'
-import scripts from 'virtual:flux-assets'
+import scripts, { summary } from 'virtual:flux-assets'
 
 // The README's example, as written.
 const { url, width, height, prompt } = intro.visual_track[0].assets!.avatar
@@ -24,7 +24,10 @@ const all: Array<{ script: string; key: string; pointer: string; url: string }> 
 for (const [script, entries] of Object.entries(scripts)) {
   for (const e of entries) all.push({ script, key: e.key, pointer: e.pointer, url: e.url })
 }
-export { all, avatar, id, placeholder, title }
+const costs: Array<{ model: string; cost: number | null }> = Object.values(scripts).flat().map(({ model, cost }) => ({ model, cost }))
+const spent: number | null = summary ? summary.estimatedCost : null
+const counts: number[] = summary ? [summary.generated, summary.cached, summary.placeholders, summary.unique, summary.assets] : []
+export { all, avatar, costs, counts, id, placeholder, spent, title }
 `
 
 let dir: string | undefined
@@ -81,7 +84,7 @@ describe('unplugin-flux-assets/client', () => {
     expect(diagnostics[1]).toMatch(/^src\/main\.ts:\d+: TS2322: Type 'string' is not assignable to type 'number'/)
   })
 
-  it('a virtual:flux-assets entry has no field the manifest lacks', async () => {
+  it('a field a virtual:flux-assets entry does not have (the manifest\'s `file`) is a type error', async () => {
     const wrong = `${APP}\nfor (const entries of Object.values(scripts)) for (const e of entries) e.file\n`
     const diagnostics = await typeCheck(wrong, ['unplugin-flux-assets/client'])
     expect(diagnostics).toEqual([expect.stringMatching(/TS2339: Property 'file' does not exist/)])

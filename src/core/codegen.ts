@@ -1,4 +1,4 @@
-import type { AssetRecord } from './types'
+import type { AssetRecord, CacheHit, RunSummary } from './types'
 
 export const VIRTUAL_ID = 'virtual:flux-assets'
 export const FLUX_QUERY = /\?flux$/
@@ -14,15 +14,19 @@ export function fluxModuleCode(data: unknown, records: AssetRecord[], urls: stri
   return `export default ${code}\n`
 }
 
-/** `virtual:flux-assets`: the manifest entries grouped by script, each with its `url`. */
-export function virtualModuleCode(records: AssetRecord[], urls: string[]): string {
+/**
+ * `virtual:flux-assets`: the manifest entries grouped by script, each with its `url`, its `model` and its `cost` (the
+ * cache record's estimate, `null` when unknown or a placeholder); and, as `summary`, the build's counts (summarize()'s).
+ */
+export function virtualModuleCode(records: AssetRecord[], urls: string[], hits: ReadonlyMap<string, CacheHit> = new Map(), summary?: RunSummary): string {
   const byScript = new Map<string, string[]>()
   records.forEach((r, i) => {
-    const entry = `{ pointer: ${JSON.stringify(r.pointer)}, id: ${JSON.stringify(r.id)}, prompt: ${JSON.stringify(r.prompt)}, key: ${JSON.stringify(r.key)}, url: ${urls[i]}, width: ${r.width}, height: ${r.height}, placeholder: ${r.placeholder} }`
+    const cost = hits.get(r.key)?.record.cost
+    const entry = `{ pointer: ${JSON.stringify(r.pointer)}, id: ${JSON.stringify(r.id)}, prompt: ${JSON.stringify(r.prompt)}, key: ${JSON.stringify(r.key)}, url: ${urls[i]}, width: ${r.width}, height: ${r.height}, placeholder: ${r.placeholder}, model: ${JSON.stringify(r.settings.model)}, cost: ${!r.placeholder && typeof cost === 'number' ? cost : null} }`
     byScript.set(r.script, [...(byScript.get(r.script) ?? []), entry])
   })
   const body = [...byScript].map(([script, entries]) => `  ${JSON.stringify(script)}: [\n    ${entries.join(',\n    ')}\n  ]`).join(',\n')
-  return `const scripts = {\n${body}\n}\nexport default scripts\n`
+  return `const scripts = {\n${body}\n}\nexport default scripts\nexport const summary = ${JSON.stringify(summary ?? null)}\n`
 }
 
 function setAt(data: unknown, pointer: string, value: unknown): void {

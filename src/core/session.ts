@@ -105,7 +105,7 @@ export class BuildSession {
       if (this.summary!.generated || this.summary!.failed) this.need().options.logger.info(line)
     }
     const records = this.allRecords()
-    return devNotice(records, target) + virtualModuleCode(records, await this.urls(records, target))
+    return devNotice(records, target) + virtualModuleCode(records, await this.urls(records, target), this.hits, this.summary)
   }
 
   /** Discovers every script and makes sure every image exists. Returns the summary line. */
