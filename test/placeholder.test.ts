@@ -98,7 +98,7 @@ describe('placeholderSvg', () => {
   })
 
   it('escapes < & " \' > in the id, prompt and reason, and drops control characters', () => {
-    const svg = placeholderSvg('<script>alert("x")</script>', `Tom & Jerry's <b>"best"</b>`, 640, 640, 'API said <401> & "no"\u0007')
+    const svg = placeholderSvg('<script>alert("x")</script>', `Tom & Jerry's <b>"best"</b>`, 1024, 512, 'API said <401> & "no"\u0007')
     expect(svg).not.toContain('<script')
     expect(svg).not.toContain('<b>')
     expect(svg).not.toContain('<401>')

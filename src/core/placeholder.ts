@@ -117,9 +117,10 @@ export function placeholderSvg(id: string, prompt: string, width: number, height
   const w = width
   const h = height
   const s = Math.min(w, h)
-  const pad = clamp(Math.round(s * 0.06), 4, 48)
+  // Everything in proportion to the shorter side: a placeholder looks the same at any resolution of its shape.
+  const pad = Math.max(4, Math.round(s * 0.06))
   const inner = w - 2 * pad
-  const meta = clamp(Math.round(s / 20), 7, 22)
+  const meta = Math.max(7, Math.round(s / 20))
   const gap = Math.round(meta * 0.9)
   const note = Math.max(7, Math.round(meta * 0.85))
   const badgeSize = Math.max(6, Math.round(meta * 0.8))
@@ -140,7 +141,7 @@ export function placeholderSvg(id: string, prompt: string, width: number, height
     // The largest prompt size at which it all fits; at the smallest, as many lines as fit, the last ending with "…".
     const min = clamp(Math.round(s / 32), 6, 9)
     let body: (Block & { complete: boolean }) | undefined
-    for (let size = clamp(Math.round(s / 11), min, 44); size >= min && !body?.complete; size = size > min ? Math.max(min, Math.floor(size * 0.9)) : 0) {
+    for (let size = Math.max(min, Math.round(s / 11)); size >= min && !body?.complete; size = size > min ? Math.max(min, Math.floor(size * 0.9)) : 0) {
       const maxLines = Math.floor((bottom - top) / (size * LINE))
       if (maxLines >= 1) body = { ...wrapText(text, inner, size, maxLines), size }
     }
