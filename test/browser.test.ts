@@ -43,6 +43,8 @@ interface Shown {
   naturalWidth: number
   naturalHeight: number
   placeholderBadge: boolean
+  /** The shot's facts as the page lists them: model, size, cost. */
+  facts: Record<string, string>
 }
 
 interface ImageElement {
@@ -51,7 +53,11 @@ interface ImageElement {
   complete: boolean
   naturalWidth: number
   naturalHeight: number
-  closest(selector: string): { querySelector(selector: string): unknown } | null
+  closest(selector: string): { querySelector(selector: string): unknown; querySelectorAll(selector: string): Iterable<TextElement> } | null
+}
+interface TextElement {
+  textContent: string | null
+  querySelector(selector: string): TextElement | null
 }
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' }
@@ -123,7 +129,7 @@ describe.skipIf(!hasChromium && !inCI)('playground in headless Chromium', () => 
   }
 
   /** Opens the built page and reports every scene image as the browser sees it, plus anything that went wrong. */
-  async function open(dist: string): Promise<{ shown: Shown[]; summary: string; problems: string[] }> {
+  async function open(dist: string): Promise<{ shown: Shown[]; summary: string; stats: Record<string, string>; problems: string[] }> {
     const { server, origin } = await serve(dist)
     servers.push(server)
     const page = await browser.newPage()
@@ -146,10 +152,15 @@ describe.skipIf(!hasChromium && !inCI)('playground in headless Chromium', () => 
             naturalWidth: image.naturalWidth,
             naturalHeight: image.naturalHeight,
             placeholderBadge: image.closest('figure')?.querySelector('.badge') !== null,
+            facts: Object.fromEntries(Array.from(image.closest('figure')?.querySelectorAll('.facts div') ?? [], d => [d.querySelector('dt')?.textContent, d.querySelector('dd')?.textContent])),
           }
         }),
       )
-      return { shown, summary: (await page.textContent('#summary')) ?? '', problems }
+      // The build's counts: { images: '7', generated: '7', ... } from the tiles' number and label.
+      const stats = await page.$$eval('#summary .stat', tiles =>
+        Object.fromEntries(tiles.map(t => [(t as unknown as TextElement).querySelector('span')?.textContent, (t as unknown as TextElement).querySelector('b')?.textContent])),
+      )
+      return { shown, summary: (await page.textContent('#summary')) ?? '', stats, problems }
     } finally {
       await page.close()
     }
@@ -170,12 +181,14 @@ describe.skipIf(!hasChromium && !inCI)('playground in headless Chromium', () => 
       expect(s.naturalWidth).toBeGreaterThan(0)
       expect(s.alt).toBe(entry.prompt)
       expect(s.placeholderBadge, entry.pointer).toBe(entry.placeholder)
+      // Model and cost come from virtual:flux-assets (build-time facts the manifest does not have).
+      expect(s.facts, entry.pointer).toEqual({ model: 'FLUX.2-dev', size: `${entry.width}×${entry.height}`, cost: entry.placeholder ? '—' : expect.stringMatching(/^\$0\.0\d{3}$/) })
     }
   }
 
   it('with a key: shows every generated image, each unique prompt generated once', async () => {
     const { dist, entries } = await buildPlayground('with-key', { TOGETHER_API_KEY: KEY, TOGETHER_BASE_URL: fake.baseURL })
-    const { shown, summary, problems } = await open(dist)
+    const { shown, summary, stats, problems } = await open(dist)
 
     await expectEveryImageLoaded(dist, entries, shown)
     expect(entries.every(e => !e.placeholder && e.file.endsWith('.jpg'))).toBe(true)
@@ -183,20 +196,26 @@ describe.skipIf(!hasChromium && !inCI)('playground in headless Chromium', () => 
     expect(fake.log.filter(l => l.path.endsWith('/images/generations')).every(l => l.headers.authorization === `Bearer ${KEY}`)).toBe(true)
     // A shared prompt is one file: the page shows it twice from the same URL.
     expect(new Set(shown.map(s => s.path)).size).toBe((await expected()).unique)
-    expect(summary).not.toContain('placeholder')
+    const { unique } = await expected()
+    expect(stats).toEqual({ images: String(unique), generated: String(unique), cached: '0', placeholders: '0', spent: expect.stringMatching(/^\$0\.\d{3}$/) })
+    expect(summary).not.toContain('TOGETHER_API_KEY')
     expect(problems).toEqual([])
   }, 180_000)
 
   it('with no key: builds with placeholders, and every placeholder shows', async () => {
     const before = fake.stats.generationRequests
     const { dist, entries, log } = await buildPlayground('no-key', {})
-    const { shown, summary, problems } = await open(dist)
+    const { shown, summary, stats, problems } = await open(dist)
 
     await expectEveryImageLoaded(dist, entries, shown)
     expect(entries.every(e => e.placeholder && e.file.endsWith('.svg'))).toBe(true)
     expect(fake.stats.generationRequests).toBe(before)
     expect(log).toContain('no API key')
-    expect(summary).toContain(`${entries.length} placeholders`)
+    // As the build log counts them: unique images; the uses (shots) said apart.
+    const { unique, occurrences } = await expected()
+    expect(unique).toBeLessThan(occurrences)
+    expect(stats).toEqual({ images: String(unique), generated: '0', cached: '0', placeholders: String(unique), spent: '$0.000' })
+    expect(summary).toContain(`${unique} of ${unique} images are placeholders (shown in ${occurrences} shots)`)
     expect(problems).toEqual([])
   }, 180_000)
 })
