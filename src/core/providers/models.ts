@@ -15,6 +15,8 @@
 // Where a source says "?" (FLUX.2 max's upsampling and reference images) the profile leaves the field out: a field
 // this table does not send cannot be refused by the model, and the model's own default applies.
 
+import type { ImageSettings } from '../types'
+
 export const DEFAULT_MODEL = 'black-forest-labs/FLUX.2-dev'
 
 /** listed: in Together's 2026-10-07 catalog. unlisted: absent from it, not announced as retired. retired: Together says it is no longer served. */
@@ -58,18 +60,8 @@ export interface AspectSizing {
   ratios: Record<string, { width: number; height: number }>
 }
 
-/** The user's settings for one image, after defaults and per-asset overrides. */
-export interface RequestSettings {
-  width: number
-  height: number
-  steps?: number
-  guidance?: number
-  negativePrompt?: string
-  aspectRatio?: string
-  promptUpsampling?: boolean
-  seed?: number
-  outputFormat: 'jpeg' | 'png'
-}
+/** The user's settings for one image, after defaults and per-asset overrides: the same fields as what is sent. */
+export type RequestSettings = Omit<ImageSettings, 'provider' | 'model'>
 
 /**
  * The pixel-changing body fields to send, exactly. The provider adds `model`, `prompt`, `n` and `response_format`
