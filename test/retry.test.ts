@@ -102,7 +102,7 @@ describe('sleep', () => {
 
 describe('withRetry', () => {
   const retryable = (status = 503, retryAfterMs?: number) => new ApiError('FLUX_SERVER', `the API answered ${status}`, status, true, retryAfterMs)
-  const fast = { retries: 4, maxRetryDelay: 60_000, random: () => 0 }
+  const fast = { retries: 4, maxRetryDelay: 60_000, random: () => 0, minDelay: 0 }
 
   /** fn failing with the given errors in turn, then answering 'ok'. */
   function failing(...errors: Error[]) {

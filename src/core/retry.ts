@@ -10,6 +10,10 @@ export interface RetryOptions {
   baseDelay?: number
   /** Backoff ceiling in ms. */
   capDelay?: number
+  /** Shortest wait before any retry, whatever the server asked (`retry-after: 0` must not become a busy loop). */
+  minDelay?: number
+  /** Most paced waits (429s saying when to come back) per call, on top of `retries`. */
+  maxPaced?: number
   signal?: AbortSignal
   random?: () => number
   /** Told before each wait, e.g. to log or count. */
@@ -64,9 +68,18 @@ export function abortError(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new FluxError('FLUX_ABORTED', 'aborted')
 }
 
-/** Runs `fn` until it succeeds, throws something not retryable, or runs out of retries (rate-limit waits aside). */
+/** Default shortest wait before a retry, in ms. */
+export const MIN_RETRY_DELAY = 250
+/** Default most paced waits per image: with `retries`, every image has a bounded number of attempts. */
+export const MAX_PACED = 30
+
+/**
+ * Runs `fn` until it succeeds, throws something not retryable, or runs out of retries (rate-limit waits aside, which
+ * are bounded too: at most `maxPaced`, each counted as at least `minDelay` against `maxRetryDelay`).
+ */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
-  const { retries, maxRetryDelay, baseDelay = 500, capDelay = 20_000, signal, random = Math.random } = options
+  const { retries, maxRetryDelay, baseDelay = 500, capDelay = 20_000, minDelay = MIN_RETRY_DELAY, maxPaced = MAX_PACED, signal, random = Math.random } = options
+  let pacedWaits = 0
   /** Failed attempts that used up `retries`. */
   let failures = 0
   /** Time spent waiting as rate limits (429 with a wait) asked. */
@@ -80,16 +93,19 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
       // A 429 that says when to come back is the service pacing a batch, not a failure: it does not use up `retries`
       // (with several requests in flight against a rate limit, each is turned away many times: 4 retries failed 1 image
       // in 10 at 6 requests/s, see bench/README.md), as long as such waits add up to at most maxRetryDelay.
-      const asked = error instanceof ApiError ? error.retryAfterMs : undefined
-      const paced = error instanceof ApiError && error.code === 'FLUX_RATE_LIMIT' && asked !== undefined && pacedMs + asked <= maxRetryDelay
+      // A wait asked for is never shorter than minDelay: `retry-after: 0` (or a date in the past) paced nothing.
+      const asked = error instanceof ApiError && error.retryAfterMs !== undefined ? Math.max(minDelay, error.retryAfterMs) : undefined
+      const paced = error instanceof ApiError && error.code === 'FLUX_RATE_LIMIT' && asked !== undefined && pacedWaits < maxPaced && pacedMs + asked <= maxRetryDelay
       // A broken image answer (truncated, not an image) is as transient as a 5xx; an oversized one is not retryable.
       if (!(error instanceof ApiError || error instanceof ImageError) || !error.retryable || (!paced && failures >= retries)) throw error
-      if (paced) pacedMs += asked
-      else failures++
+      if (paced) {
+        pacedMs += asked
+        pacedWaits++
+      } else failures++
       if (error instanceof ApiError && error.retryAfterMs !== undefined && error.retryAfterMs > maxRetryDelay) {
         throw new ApiError(error.code, `${error.message} (the server asked to wait ${Math.ceil(error.retryAfterMs / 1000)} s, more than maxRetryDelay ${Math.ceil(maxRetryDelay / 1000)} s)`, error.status, false)
       }
-      const delay = (error instanceof ApiError ? error.retryAfterMs : undefined) ?? calculateDelay(attempt, baseDelay, capDelay, random)
+      const delay = asked ?? Math.max(minDelay, calculateDelay(attempt, baseDelay, capDelay, random))
       options.onRetry?.(error, attempt + 1, delay)
       await sleep(delay, signal)
     }
