@@ -102,7 +102,7 @@ describe('put / get / read', () => {
   it('refuses bytes that are not a whole image and writes nothing', async () => {
     await expect(put('junk', Buffer.from('<html>oops</html>'))).rejects.toBeInstanceOf(ImageError)
     const truncated = makePng(64, 64, 'cut').subarray(0, 60)
-    await expect(put('cut', truncated)).rejects.toThrow(/truncated PNG/)
+    await expect(put('cut', truncated)).rejects.toThrow(/^PNG: truncated/)
     expect(await relFilesUnder(cache.root)).toEqual([])
     expect(await cache.get(keyOf('junk'))).toBeUndefined()
   })

@@ -16,10 +16,10 @@ function u32(n: number): Buffer {
   return b
 }
 
-const expectImageError = (bytes: Uint8Array, pattern: RegExp) => {
+const expectImageError = (bytes: Uint8Array, pattern: RegExp, minSide?: number) => {
   let thrown: unknown
   try {
-    verifyImage(bytes)
+    verifyImage(bytes, { minSide })
   } catch (error) {
     thrown = error
   }
@@ -30,18 +30,20 @@ const expectImageError = (bytes: Uint8Array, pattern: RegExp) => {
 
 describe('verifyImage', () => {
   it('accepts whole PNG, JPEG and WebP and names the extension from the bytes', () => {
-    expect(verifyImage(makePng(8, 8, 'a'))).toBe('png')
-    expect(verifyImage(makePng(64, 40, 'b', 5000))).toBe('png')
-    expect(verifyImage(makeJpeg('c'))).toBe('jpg')
-    expect(verifyImage(makeJpeg('d', 4000, 64, 48))).toBe('jpg')
+    expect(verifyImage(makePng(64, 64, 'a'))).toBe('png')
+    expect(verifyImage(makePng(64, 80, 'b', 5000))).toBe('png')
+    expect(verifyImage(makeJpeg('c', 0, 64, 64))).toBe('jpg')
+    expect(verifyImage(makeJpeg('d', 4000, 96, 64))).toBe('jpg')
     const webp = makeWebp()
     expect(webp.toString('latin1', 0, 4)).toBe('RIFF')
     expect(webp.readUInt32LE(4) + 8).toBe(webp.length)
-    expect(verifyImage(webp)).toBe('webp')
+    // 1×1: accepted only when the 64 px minimum is lowered.
+    expect(verifyImage(webp, { minSide: 1 })).toBe('webp')
+    expect(() => verifyImage(webp)).toThrow(/1×1 is smaller than 64 px/)
   })
 
   it('reads the bytes, not a view offset: works on a Uint8Array inside a larger buffer', () => {
-    const png = makePng(8, 8, 'view')
+    const png = makePng(64, 64, 'view')
     const big = Buffer.concat([Buffer.from('garbage-before'), png, Buffer.from('garbage-after')])
     const view = new Uint8Array(big.buffer, big.byteOffset + 14, png.length)
     expect(verifyImage(view)).toBe('png')
@@ -60,24 +62,24 @@ describe('verifyImage', () => {
   })
 
   it('rejects truncated PNG and JPEG', () => {
-    const png = makePng(32, 32, 'trunc')
-    const jpeg = makeJpeg('trunc', 2000)
-    expectImageError(png.subarray(0, png.length >> 1), /truncated PNG/)
-    expectImageError(png.subarray(0, png.length - 1), /truncated PNG/)
-    expectImageError(png.subarray(0, 8), /truncated PNG/)
-    expectImageError(jpeg.subarray(0, jpeg.length >> 1), /truncated JPEG/)
-    expectImageError(jpeg.subarray(0, jpeg.length - 1), /truncated JPEG/)
-    expectImageError(jpeg.subarray(0, 3), /truncated JPEG/)
+    const png = makePng(64, 64, 'trunc')
+    const jpeg = makeJpeg('trunc', 2000, 64, 64)
+    expectImageError(png.subarray(0, png.length >> 1), /^PNG: truncated/)
+    expectImageError(png.subarray(0, png.length - 1), /^PNG: truncated/)
+    expectImageError(png.subarray(0, 8), /^PNG: truncated/)
+    expectImageError(jpeg.subarray(0, jpeg.length >> 1), /^JPEG: truncated/)
+    expectImageError(jpeg.subarray(0, jpeg.length - 1), /^JPEG: truncated/)
+    expectImageError(jpeg.subarray(0, 3), /^JPEG: /)
   })
 
   it('rejects a WebP whose RIFF length does not match', () => {
     const webp = makeWebp()
-    expectImageError(webp.subarray(0, webp.length - 2), /truncated WEBP/)
-    expectImageError(Buffer.concat([webp, Buffer.alloc(4)]), /truncated WEBP/)
+    expectImageError(webp.subarray(0, webp.length - 2), /^WebP: RIFF size says/, 1)
+    expectImageError(Buffer.concat([webp, Buffer.alloc(4)]), /^WebP: RIFF size says/, 1)
   })
 
   it('rejects bytes appended after a PNG end', () => {
-    expectImageError(Buffer.concat([makePng(8, 8, 'tail'), Buffer.from('<html>')]), /truncated PNG/)
+    expectImageError(Buffer.concat([makePng(64, 64, 'tail'), Buffer.from('<html>')]), /6 bytes after the IEND chunk/)
   })
 
   it('says how many bytes it saw', () => {

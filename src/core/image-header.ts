@@ -6,8 +6,18 @@
 // SOI, marker segments with a 2-byte length, SOFn carries height then width, SOS starts the entropy-coded data, EOI
 // ends it), WebP (RIFF container, RFC 9649: 'VP8 ' lossy, 'VP8L' lossless, 'VP8X' extended with a canvas size).
 import { crc32 } from 'node:zlib' // Node >= 20.15 / 22.2; package.json asks for ^20.19 || >=22.12
-import { sniffFormat } from './image'
 import type { ImageFormat } from './types'
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+
+/** The format by magic number, or `undefined`. */
+export function sniffFormat(bytes: Uint8Array): ImageFormat | undefined {
+  const b = toBuffer(bytes)
+  if (b.length >= 8 && b.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png'
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg'
+  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'webp'
+  return undefined
+}
 
 export interface ImageHeader {
   format: ImageFormat
@@ -147,7 +157,7 @@ function checkJpeg(b: Buffer): Size | string {
   if (typeof walked === 'string') return walked
   const { size, scanAt } = walked
   if (size.width === 0 || size.height === 0) return `SOF gives a size of ${size.width}×${size.height}`
-  // Some encoders pad a few zero bytes after EOI (the same allowance as verifyImage in image.ts).
+  // Some encoders pad a few zero bytes after EOI.
   let end = b.length
   while (end > scanAt && b.length - end < 16 && b[end - 1] === 0) end--
   if (end < scanAt + 2 || b[end - 2] !== 0xff || b[end - 1] !== 0xd9) return 'truncated: the data does not end with EOI'
