@@ -82,23 +82,29 @@ export function createTogetherProvider(options: TogetherOptions): ImageProvider 
       if (res.statusCode >= 200 && res.statusCode < 300) onPaid?.()
       const text = (await readLimited(res.body, maxJsonBytes, 'API response')).toString('utf8')
       if (res.statusCode >= 300) throw apiError(res.statusCode, text, res.headers, settings.model)
-      let json: { id?: string; data?: unknown[] }
+      let json: unknown
       try {
         json = JSON.parse(text)
       } catch {
         throw new ApiError('FLUX_BAD_RESPONSE', `the API answered ${res.statusCode} with something that is not JSON`, res.statusCode, true)
       }
-      const item = json.data?.[0] as { b64_json?: unknown; url?: string } | undefined
-      if (item?.b64_json !== undefined && item.b64_json !== null) {
-        if (typeof item.b64_json !== 'string') throw new ApiError('FLUX_BAD_RESPONSE', `the API answered with a b64_json that is not a string`, res.statusCode, true)
+      // Every field's type is checked before it is used: a hostile answer ({"b64_json":{"length":3e9}}) must not
+      // reach Buffer.from, which would allocate gigabytes synchronously, out of the timeout's reach.
+      const data = (json as { data?: unknown } | null)?.data
+      const item: unknown = Array.isArray(data) ? data[0] : undefined
+      const b64 = isObject(item) ? item.b64_json : undefined
+      const imageUrl = isObject(item) ? item.url : undefined
+      const responseId = responseIdOf((json as { id?: unknown } | null)?.id, apiKey)
+      if (b64 !== undefined && b64 !== null) {
+        if (typeof b64 !== 'string') throw new ApiError('FLUX_BAD_RESPONSE', `the API answered with a b64_json that is not a string (${typeof b64})`, res.statusCode, true)
         // The decoded size, from the text's length, before decoding: an oversized image is never held twice.
-        const size = base64Size(item.b64_json)
+        const size = base64Size(b64)
         if (size > maxImageBytes) throw tooLarge(size)
-        const bytes = Buffer.from(item.b64_json, 'base64')
+        const bytes = Buffer.from(b64, 'base64')
         verifyImage(bytes)
-        return { bytes, responseId: json.id }
+        return { bytes, responseId }
       }
-      if (item?.url) return { bytes: await download(item.url, signal), responseId: json.id }
+      if (typeof imageUrl === 'string' && imageUrl) return { bytes: await download(imageUrl, signal), responseId }
       throw new ApiError('FLUX_BAD_RESPONSE', 'the API answered without an image (no data[0].b64_json or url)', res.statusCode, true)
     })
   }
@@ -181,6 +187,23 @@ async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, ma
     chunks.push(chunk)
   }
   return Buffer.concat(chunks)
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * The response id worth keeping in the cache record (which users commit): only something shaped like an id, and
+ * never one that holds the key (an answer echoing the bearer token), or any 16-character run of it.
+ */
+export function responseIdOf(id: unknown, apiKey: string | undefined): string | undefined {
+  if (typeof id !== 'string' || !/^[\w.:-]{1,128}$/.test(id)) return undefined
+  if (apiKey && apiKey.length >= 4) {
+    const run = Math.min(16, apiKey.length)
+    for (let i = 0; i + run <= apiKey.length; i++) if (id.includes(apiKey.slice(i, i + run))) return undefined
+  }
+  return id
 }
 
 /** Bytes that base64 text decodes to (at most: Buffer.from skips what is not base64). */
