@@ -247,11 +247,14 @@ describe('KeyLock.sweep', () => {
     const locks = join(dir, '.flux-cache', `v${CACHE_VERSION}`, 'locks')
     await mkdir(locks, { recursive: true })
     const host = hostname()
-    await writeFile(join(locks, 'dead.lock'), JSON.stringify({ pid: 2 ** 22 + 1, host, at: Date.now() }))
-    await writeFile(join(locks, 'live.lock'), JSON.stringify({ pid: process.pid, host, at: Date.now() }))
-    await writeFile(join(locks, 'empty.lock'), '')
+    const [dead, live, empty] = ['a', 'b', 'c'].map(c => `${c.repeat(64)}.lock`)
+    await writeFile(join(locks, dead!), JSON.stringify({ pid: 2 ** 22 + 1, host, at: Date.now() }))
+    await writeFile(join(locks, live!), JSON.stringify({ pid: process.pid, host, at: Date.now() }))
+    await writeFile(join(locks, empty!), '')
+    // Not a name KeyLock makes: never its to remove, even with a dead holder's content.
+    await writeFile(join(locks, 'notes.txt'), JSON.stringify({ pid: 2 ** 22 + 1, host }))
     await expect(cache.locks.sweep()).resolves.toBe(1)
-    expect((await readdir(locks)).sort()).toEqual(['empty.lock', 'live.lock'])
+    expect((await readdir(locks)).sort()).toEqual([live, empty, 'notes.txt'].sort())
   })
 })
 

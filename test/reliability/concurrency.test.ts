@@ -1,6 +1,6 @@
 // Issue 4, point 4: runs started at once on one cache pay each prompt exactly once (per-key lock files), waiters take
 // the holder's entry, and a lock whose holder died (or that is far too old) is taken over.
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -110,7 +110,7 @@ describe('concurrent processes', () => {
     expect(await validImages(cacheDir, [held!.key, other!.key])).toBe(2)
   })
 
-  it('stale locks are taken over: a dead holder on this host, and a lock older than 10 minutes from another host', async () => {
+  it('stale locks are taken over: a dead holder on this host, and an unrefreshed lock from another host', async () => {
     fake = await startFakeTogether({})
     root = await makeTemp('concurrent-stale')
     await writeScripts(root, { 'a.script.json': scriptWith(2, 'stale') })
@@ -120,6 +120,9 @@ describe('concurrent processes', () => {
     await mkdir(locks, { recursive: true })
     await writeFile(join(locks, `${keys[0]}.lock`), JSON.stringify({ pid: deadPid(), host: hostname(), at: Date.now() }))
     await writeFile(join(locks, `${keys[1]}.lock`), JSON.stringify({ pid: 1, host: 'another-machine', at: Date.now() - 11 * 60_000 }))
+    // Not refreshed for 11 minutes (a holder refreshes its lock's mtime while it works: locks.test.ts).
+    const old = new Date(Date.now() - 11 * 60_000)
+    await utimes(join(locks, `${keys[1]}.lock`), old, old)
 
     const run = await generate()
     expect(run.code, run.stderr).toBe(0)

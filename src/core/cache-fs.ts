@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto'
+import { constants } from 'node:fs'
+import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { dirname, join } from 'node:path'
+import { FluxError } from './errors'
+
+/** The file-system steps the store is made of: no cache layout here (store.ts owns that), only how to write safely. */
+
+/** What the store names its temp files; the only names it ever deletes from its temp folder. */
+export const TEMP_NAME = /^[^~/\\]+~\d+~[0-9a-f]{12}\.tmp$/
+
+/** Errors that mean the disk takes no more writes: every further paid image would be lost too. */
+const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES'])
+
+/**
+ * Refuses to work in a folder that is a symbolic link (a committed `.flux-cache/v1/tmp -> ../../src` would have the
+ * cache clean up someone else's files). Missing folders are fine: they are created as real ones.
+ */
+export async function refuseLinks(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    const info = await lstat(dir).catch(() => undefined)
+    if (info?.isSymbolicLink()) {
+      throw new FluxError('FLUX_CACHE_LINK', `the cache folder ${dir} is a symbolic link: flux-assets never works through a link in its cache (it could write or delete files elsewhere). Replace the link with a real folder.`)
+    }
+  }
+}
+
+/**
+ * Temp file in `tmp`, fsync, rename into place; the temp file never outlives a failure. A full or read-only disk is
+ * a `FLUX_DISK` error naming the file.
+ */
+export async function writeAtomic(tmp: string, target: string, bytes: Buffer): Promise<void> {
+  try {
+    await mkdir(tmp, { recursive: true })
+    await mkdir(dirname(target), { recursive: true })
+    const temp = join(tmp, `${hostname()}~${process.pid}~${randomBytes(6).toString('hex')}.tmp`)
+    try {
+      const handle = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY)
+      try {
+        await handle.writeFile(bytes)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(temp, target).catch(async (error: NodeJS.ErrnoException) => {
+        // Windows refuses to replace a file another process holds; an existing complete entry is success.
+        if (!['EEXIST', 'EPERM', 'EBUSY'].includes(error.code ?? '') || !(await stat(target).catch(() => undefined))) throw error
+      })
+    } finally {
+      await unlink(temp).catch(() => {})
+    }
+  } catch (error) {
+    throw diskError(error, target)
+  }
+}
+
+/** A full or read-only disk as a `FLUX_DISK` error naming the file (the run stops buying); anything else as it is. */
+export function diskError(error: unknown, path: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code ?? ''
+  return DISK_CODES.has(code) ? new FluxError('FLUX_DISK', `the cache cannot be written (${code} writing ${path})`) : error
+}
