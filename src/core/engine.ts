@@ -6,7 +6,7 @@ import { usePrices } from './price'
 import { defaultProvider } from './providers'
 import { scanScripts } from './scan'
 import { schedule } from './schedule'
-import { FileStore } from './store'
+import { FileStore, type StoreOptions } from './store'
 import { hitOf, type ImageResult, progressOf, summarize } from './summary'
 import type { ImageProvider } from './providers/contract'
 import type { Catalog } from './providers/catalog'
@@ -35,10 +35,13 @@ export interface Engine {
  * The stages in order, with no bundler: scan → plan → policy → schedule (→ store), and the records the emitters
  * ship. The plugin and the CLI are thin layers over this.
  */
-export function createEngine(options: ResolvedOptions, inject: { provider?: ImageProvider } = {}): Engine {
-  const store = new FileStore(options.cacheDir)
+export function createEngine(options: ResolvedOptions, inject: { provider?: ImageProvider; store?: StoreOptions } = {}): Engine {
+  const store = new FileStore(options.cacheDir, inject.store)
   let provider = inject.provider
   let recovered = false
+  /** This engine's roots file, and every key with an entry it has used (prune spares them for 30 days). */
+  const run = store.roots.newRun()
+  const used = new Set<string>()
   /** What this engine has paid for so far: the budget caps hold for a whole dev/watch session, not per rebuild. */
   const spent: Spent = { images: 0, cost: 0 }
   const said = new Set<string>()
@@ -49,10 +52,9 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   async function generate(requests: AssetRequest[], signal = options.signal): Promise<EngineResult> {
     const started = performance.now()
     if (!recovered) {
-      // Once per engine: what a killed run left behind (half-written temp files, locks nobody will release).
+      // Once per engine: what a killed run left behind (half-written temp files, orphan images, dead locks).
       recovered = true
-      await store.removeOrphanTemp()
-      await store.locks.sweep()
+      await store.recover()
     }
     const work = await plan(requests, store)
     const results = new Map<string, ImageResult>()
@@ -102,13 +104,22 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
       const [first] = resized
       note([`${resized.length} image${resized.length === 1 ? '' : 's'} came back at another size than asked (e.g. ${first!.id}: ${first!.settings.width}×${first!.settings.height} asked, ${first!.width}×${first!.height} received): records report the size received`])
     }
+    const hits = new Map<string, CacheHit>()
+    for (const [key, result] of results) if (hitOf(result)) hits.set(key, hitOf(result)!)
+    await remember(hits.keys())
     // Strict wins: every placeholder fails the run, listed; otherwise the table of what fails (policy.ts).
     checkStrict(assets, options.strict)
     const kept = checkRun(results, options)
     if (kept) options.logger.error(kept)
-    const hits = new Map<string, CacheHit>()
-    for (const [key, result] of results) if (hitOf(result)) hits.set(key, hitOf(result)!)
     return { assets, summary, hits }
+  }
+
+  /** Adds keys to this run's roots file; a cache that takes no writes (read-only, offline) only loses the note. */
+  async function remember(keys: Iterable<string>): Promise<void> {
+    const before = used.size
+    for (const key of keys) used.add(key)
+    if (used.size === before) return
+    await store.roots.record(run, used).catch((error: Error) => note([`could not record which images this run used (${error.message}): prune will not know them`]))
   }
 
   /** The catalog, or `undefined` (said once) when it cannot be read: the built-in table is used then. */

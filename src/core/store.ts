@@ -1,17 +1,19 @@
-import { randomBytes } from 'node:crypto'
-import { constants } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises'
+import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
+import { refuseLinks, TEMP_NAME, writeAtomic } from './cache-fs'
 import { verifyImage } from './image'
 import { readImageHeader } from './image-header'
 import { CACHE_VERSION, sha256 } from './key'
 import { isAlive, KeyLock } from './lock'
+import { Roots } from './roots'
 import type { CacheHit, CacheRecord, ImageSettings } from './types'
 
 const KEY = /^[0-9a-f]{64}$/
 const EXTS = new Set(['png', 'jpg', 'webp'])
+/** An image file of the store: `<key>-<sha16>.<ext>`. */
+const IMAGE_NAME = /^([0-9a-f]{64})-([0-9a-f]{16})\.(png|jpg|webp)$/
 /**
  * Entries checked or read at once. Callers ask for thousands together (a build with 20,000 images); unbounded, the
  * opens run out of file descriptors (EMFILE), and a failed read looks like a miss: a placeholder, or a paid image.
@@ -25,6 +27,24 @@ export interface PutMeta {
   responseId?: string
   /** USD the image was estimated to cost; `null`: unknown. */
   cost?: number | null
+}
+
+/** Time windows of the store's upkeep; tests shorten them or move the clock instead of sleeping. */
+export interface StoreOptions {
+  /** An image file without its record is removed once older than this. Default 5 minutes. */
+  orphanAgeMs?: number
+  /** A lock whose holder stopped refreshing it this long ago is taken over. Default 1 minute. */
+  lockStaleMs?: number
+  /** How long a run's keys protect their entries from prune. Default 30 days. */
+  rootsMaxAgeMs?: number
+  now?: () => number
+}
+
+/** One entry that failed `verify()`. */
+export interface Damaged {
+  key: string
+  prompt: string
+  reason: string
 }
 
 /**
@@ -49,19 +69,31 @@ export interface Store {
  * - `ab/<key>.json`: the record, written last: an entry exists exactly when its record does;
  * - `ab/<key>-<sha16>.<ext>`: the image, named by its own hash, so a record can only ever point at the bytes it describes;
  * - `tmp/`: files being written (moved into place with rename, removed by a later run if their writer died);
- * - `locks/<key>.lock`: who is generating a key right now, across processes and plugin instances.
+ * - `locks/<key>.lock`: who is generating a key right now, across processes and plugin instances;
+ * - `roots/run-….json`: which keys recent runs used (git-ignored), so prune spares them.
+ * It never works through a symbolic link in its own folders, and deletes only names it made itself.
  */
 export class FileStore implements Store {
   readonly root: string
   /** Who is generating which key: lives in the store's folder, but knows nothing of images. */
   readonly locks: KeyLock
+  /** Which keys recent runs used. */
+  readonly roots: Roots
   private readonly tmp: string
   private readonly io = pLimit(IO_CONCURRENCY)
+  private readonly orphanAgeMs: number
+  private readonly now: () => number
 
-  constructor(dir: string) {
+  constructor(
+    private readonly dir: string,
+    options: StoreOptions = {},
+  ) {
     this.root = join(dir, `v${CACHE_VERSION}`)
     this.tmp = join(this.root, 'tmp')
-    this.locks = new KeyLock(join(this.root, 'locks'))
+    this.now = options.now ?? Date.now
+    this.orphanAgeMs = options.orphanAgeMs ?? 5 * 60_000
+    this.locks = new KeyLock(join(this.root, 'locks'), options.lockStaleMs, this.now)
+    this.roots = new Roots(join(this.root, 'roots'), (file, bytes) => this.write(file, bytes), options.rootsMaxAgeMs, this.now)
   }
 
   recordPath(key: string): string {
@@ -121,7 +153,7 @@ export class FileStore implements Store {
     const header = readImageHeader(bytes)
     const hash = sha256(bytes)
     const file = this.imagePath({ key, sha256: hash, ext })
-    await this.writeAtomic(file, bytes)
+    await this.write(file, bytes)
     const { mtimeMs } = await stat(file)
     const record: CacheRecord = {
       version: CACHE_VERSION,
@@ -137,15 +169,14 @@ export class FileStore implements Store {
       ...(meta.responseId ? { responseId: meta.responseId } : {}),
       createdAt: new Date().toISOString(),
     }
-    await this.writeAtomic(this.recordPath(key), Buffer.from(`${JSON.stringify(record, null, 2)}\n`))
+    await this.write(this.recordPath(key), Buffer.from(`${JSON.stringify(record, null, 2)}\n`))
     return { record, file }
   }
 
   /** Every key with a record (verified or not). */
   async keys(): Promise<string[]> {
-    const shards = await readdir(this.root).catch(() => [] as string[])
     const keys: string[] = []
-    for (const shard of shards.filter(s => /^[0-9a-f]{2}$/.test(s))) {
+    for (const shard of await this.shards()) {
       for (const name of await readdir(join(this.root, shard)).catch(() => [] as string[])) {
         const key = name.slice(0, -5)
         if (name.endsWith('.json') && KEY.test(key)) keys.push(key)
@@ -154,10 +185,16 @@ export class FileStore implements Store {
     return keys.sort()
   }
 
-  /** Removes a key's record and every image file of that key. */
+  /** The record of a key, unverified (for listing), or `undefined`. */
+  info(key: string): Promise<CacheRecord | undefined> {
+    return KEY.test(key) ? this.readRecord(key) : Promise.resolve(undefined)
+  }
+
+  /** Removes a key's record and every image file of that key (its variants share its fate). */
   async remove(key: string): Promise<void> {
     if (!KEY.test(key)) return
     const shard = join(this.root, key.slice(0, 2))
+    await refuseLinks([...this.folders(), shard])
     await rm(this.recordPath(key), { force: true })
     for (const name of await readdir(shard).catch(() => [] as string[])) {
       if (name.startsWith(`${key}-`)) await rm(join(shard, name), { force: true })
@@ -165,28 +202,90 @@ export class FileStore implements Store {
   }
 
   /**
-   * Removes temp files whose writer is gone (dead pid on this host, or older than a day): a killed run's half
-   * writes. Returns how many were removed.
+   * What a killed run left behind, once per engine and by prune: temp files whose writer is gone (dead pid on this
+   * host, or older than a day), image files without their record older than `orphanAgeMs`, locks whose holder died.
+   * Refuses (FLUX_CACHE_LINK) to work in a cache whose folders are links. Returns how many files were removed.
    */
-  async removeOrphanTemp(): Promise<number> {
+  async recover(): Promise<number> {
+    await refuseLinks(this.folders())
     let removed = 0
     for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
+      // Only names writeAtomic makes: anything else in the folder is not ours to judge.
+      if (!TEMP_NAME.test(name)) continue
       const [host, pid] = name.split('~')
       const path = join(this.tmp, name)
-      const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0)
-      if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) {
-        await rm(path, { force: true })
-        removed++
+      const age = this.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? this.now())
+      // A read-only cache keeps its leftovers: cleaning up is never worth failing a run for.
+      if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) await rm(path, { force: true }).then(() => removed++, () => {})
+    }
+    return removed + (await this.removeOrphanImages()) + (await this.locks.sweep())
+  }
+
+  /**
+   * Image files no record points at (a run killed between writing an image and its record, or an entry replaced
+   * meanwhile), once older than `orphanAgeMs`: a writer in progress is younger. A record is read only when its key
+   * has more than one image file.
+   */
+  private async removeOrphanImages(): Promise<number> {
+    let removed = 0
+    for (const shard of await this.shards()) {
+      const dir = join(this.root, shard)
+      const names = await readdir(dir).catch(() => [] as string[])
+      const records = new Set(names.filter(n => n.endsWith('.json')).map(n => n.slice(0, -5)))
+      const images = names.map(n => IMAGE_NAME.exec(n)).filter(m => m !== null)
+      for (const [name, key, sha16] of images) {
+        let orphan = !records.has(key!)
+        if (!orphan && images.filter(m => m[1] === key).length > 1) orphan = (await this.readRecord(key!))?.sha256.slice(0, 16) !== sha16
+        if (!orphan) continue
+        const info = await stat(join(dir, name)).catch(() => undefined)
+        if (info && this.now() - info.mtimeMs > this.orphanAgeMs) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
       }
     }
     return removed
   }
 
-  /** Drops one broken entry: its image, and its record if no writer has replaced it meanwhile. */
+  /**
+   * Re-hashes every entry (size, sha256, and the image's structure), removing the damaged ones. Returns how many were
+   * checked and the damaged ones.
+   */
+  async verify(): Promise<{ checked: number; damaged: Damaged[] }> {
+    const keys = await this.keys()
+    const damaged: Damaged[] = []
+    await Promise.all(
+      keys.map(key =>
+        this.io(async () => {
+          const record = await this.readRecord(key)
+          if (!record) return void damaged.push({ key, prompt: '', reason: 'the record cannot be read' })
+          const bytes = await readFile(this.imagePath(record)).catch(() => undefined)
+          let reason = !bytes ? 'the image file is missing' : bytes.length !== record.size ? `the image has ${bytes.length} bytes, the record says ${record.size}` : sha256(bytes) !== record.sha256 ? 'the image bytes do not match their sha256' : undefined
+          if (!reason) {
+            try {
+              verifyImage(bytes!, { minSide: 1 })
+            } catch (error) {
+              reason = (error as Error).message
+            }
+          }
+          if (!reason) return
+          damaged.push({ key, prompt: record.prompt, reason })
+          await this.discard(record)
+        }),
+      ),
+    )
+    return { checked: keys.length, damaged: damaged.sort((a, b) => a.key.localeCompare(b.key)) }
+  }
+
+  /**
+   * Drops one broken entry: its image, and its record if no writer has replaced it meanwhile. On a read-only cache
+   * it stays on disk, and is still just a miss.
+   */
   private async discard(record: CacheRecord): Promise<void> {
-    await rm(this.imagePath(record), { force: true })
-    const current = await this.readRecord(record.key)
-    if (!current || current.sha256 === record.sha256) await rm(this.recordPath(record.key), { force: true })
+    try {
+      await rm(this.imagePath(record), { force: true })
+      const current = await this.readRecord(record.key)
+      if (!current || current.sha256 === record.sha256) await rm(this.recordPath(record.key), { force: true })
+    } catch {
+      // EROFS, EACCES: nothing to do about it here; the entry is not used either way.
+    }
   }
 
   private async readRecord(key: string): Promise<CacheRecord | undefined> {
@@ -206,26 +305,20 @@ export class FileStore implements Store {
     }
   }
 
-  /** Temp file in the cache's own folder, fsync, rename into place; the temp file never outlives a failure. */
-  private async writeAtomic(target: string, bytes: Buffer): Promise<void> {
-    await mkdir(this.tmp, { recursive: true })
-    await mkdir(join(target, '..'), { recursive: true })
-    const temp = join(this.tmp, `${hostname()}~${process.pid}~${randomBytes(6).toString('hex')}.tmp`)
-    try {
-      const handle = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY)
-      try {
-        await handle.writeFile(bytes)
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      await rename(temp, target).catch(async (error: NodeJS.ErrnoException) => {
-        // Windows refuses to replace a file another process holds; an existing complete entry is success.
-        if (!['EEXIST', 'EPERM', 'EBUSY'].includes(error.code ?? '') || !(await stat(target).catch(() => undefined))) throw error
-      })
-    } finally {
-      await unlink(temp).catch(() => {})
-    }
+  /** Every write of the store: the cache's folders checked for links, then temp file, fsync, rename. */
+  private async write(target: string, bytes: Buffer): Promise<void> {
+    await refuseLinks([...this.folders(), join(target, '..')])
+    await writeAtomic(this.tmp, target, bytes)
+  }
+
+  /** The store's own folders, from the cache folder down (shards aside). */
+  private folders(): string[] {
+    return [this.dir, this.root, this.tmp, join(this.root, 'locks'), join(this.root, 'roots')]
+  }
+
+  /** The shard folders (`ab/`) that are real folders. */
+  private async shards(): Promise<string[]> {
+    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => [])
+    return entries.filter(e => e.isDirectory() && /^[0-9a-f]{2}$/.test(e.name)).map(e => e.name)
   }
 }
-
