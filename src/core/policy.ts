@@ -72,9 +72,12 @@ export function checkModels(requests: AssetRequest[], catalog: Catalog): void {
   )
 }
 
-/** Account-level: every further call would fail the same way (the contract's `all`), or the model is not served. */
+/**
+ * Account-level: every further call would fail the same way (the contract's `all`), the model is not served, or the
+ * cache disk takes no writes (FLUX_DISK: each further image would be paid for and lost).
+ */
 export function isAccountLevel(code: string | undefined): boolean {
-  return code === 'FLUX_MODEL' || (code !== undefined && (PROVIDER_ERRORS as Record<string, string>)[code] === 'all')
+  return code === 'FLUX_MODEL' || code === 'FLUX_DISK' || (code !== undefined && (PROVIDER_ERRORS as Record<string, string>)[code] === 'all')
 }
 
 /** The account-level failure of a run, if any: its code, its reason (once), and how many images it cost. */

@@ -83,7 +83,9 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
   const failure = (r: AssetRequest, error: unknown): ImageResult => {
     if (signal?.aborted) throw error
     const reason = describe(error, secret)
-    const scope = reach(error)
+    // A full or read-only cache disk loses every further paid image too: stop calling at once, like a 402.
+    const disk = error instanceof FluxError && error.code === 'FLUX_DISK'
+    const scope = disk ? 'all' : reach(error)
     if (scope === 'all' && !stop) {
       stop = reason
       stopCode = (error as ApiError).code
@@ -119,5 +121,18 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
   if (signal?.aborted) throw abortError(signal)
   const rejected = settled.find(s => s.status === 'rejected')
   if (rejected) throw (rejected as PromiseRejectedResult).reason
+  if (stopCode === 'FLUX_DISK') tellLost()
   return results
+
+  /** After a disk stop, every image it hit says how many paid images could not be stored, for one clear failure. */
+  function tellLost(): void {
+    const disk = [...results].filter(([, r]) => r.kind === 'failed' && r.code === 'FLUX_DISK')
+    const lost = disk.reduce((n, [, r]) => n + (r.kind === 'failed' && r.paid > 0 ? 1 : 0), 0)
+    const reason = `${stop}: generation stopped; ${lost} paid image${lost === 1 ? '' : 's'} could not be stored. Free space on the disk (or make the cache folder writable), then run again`
+    for (const [key, r] of disk) {
+      const told = { ...r, reason } as ImageResult
+      results.set(key, told)
+      input.onResult?.(key, told)
+    }
+  }
 }
