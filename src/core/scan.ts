@@ -51,6 +51,8 @@ export function parseScript(source: string, script: string, options: RequestOpti
     return { data: undefined, requests, issues, notes }
   }
 
+  const deep = tooDeep(doc)
+  if (deep) return issue(deep, `nested more than ${MAX_DEPTH} levels deep: a script this deep cannot become a \`?flux\` module (bundlers and JSON.stringify run out of stack)`), { data: undefined, requests, issues, notes }
   if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { data: doc, requests, issues, notes }
   const track = doc.visual_track
   if (!Array.isArray(track)) return issue('/visual_track', 'expected an array of scenes'), { data: doc, requests, issues, notes }
@@ -85,6 +87,26 @@ export function parseScript(source: string, script: string, options: RequestOpti
     }
   }
   return { data: doc, requests, issues, notes }
+}
+
+/** Deepest nesting of objects and arrays a script may have; real scripts use a handful of levels. */
+export const MAX_DEPTH = 256
+
+/** The pointer of the first value nested deeper than MAX_DEPTH, or undefined. Iterative: the document may be 100,000 deep. */
+function tooDeep(doc: unknown): string | undefined {
+  type Node = { value: unknown; depth: number; key?: string; parent?: Node }
+  const stack: Node[] = [{ value: doc, depth: 0 }]
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    if (typeof node.value !== 'object' || node.value === null) continue
+    if (node.depth >= MAX_DEPTH) {
+      const segments: string[] = []
+      for (let n: Node | undefined = node; n?.key !== undefined; n = n.parent) segments.unshift(n.key)
+      const pointer = toPointer(segments)
+      return pointer.length > 100 ? `${pointer.slice(0, 100)}…` : pointer
+    }
+    for (const [key, value] of Object.entries(node.value)) stack.push({ value, depth: node.depth + 1, key, parent: node })
+  }
+  return undefined
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/

@@ -18,6 +18,7 @@ import {
   SENTINEL,
   SIZE,
   snapshotTree,
+  spawnViteBuild,
   STACK_LINE,
   viteBuild,
   writeApp,
@@ -137,6 +138,30 @@ describe('hostile input', () => {
     const budget = await confined(() => runCli(['generate', ...SIZE], { cwd: root, env: fakeEnv(fake.baseURL) }))
     expect(budget.code).toBe(1)
     expect(budget.stderr).toContain('10000 new images would be generated')
+    expect(fake.stats.generationRequests).toBe(0)
+  })
+
+  // #11, item 13: an ignored key nested 100,000 deep passed the CLI and failed the build with a RangeError and a stack
+  // trace from re-stringifying the script for its `?flux` module. Now a script error naming the file, everywhere.
+  it('a script nested 100,000 deep is a script error naming the file, in the CLI and in a vite build', async () => {
+    const deep = `{"visual_track":[{"assets":{"a":"a deep prompt"}}],"notes":${'['.repeat(100_000)}${']'.repeat(100_000)}}`
+    await writeScripts(root, { 'deep.script.json': deep })
+    await writeApp(root, ['deep.script.json'])
+    const message = /deep\.script\.json: \/notes\/0\/0\/0[/0]*…: nested more than 256 levels deep/
+
+    const status = await confined(() => runCli(['status', ...SIZE], { cwd: root, env: childEnv() }))
+    expect(status.code, status.stderr).toBe(2)
+    expect(status.stderr).toMatch(message)
+    const build = await confined(async () => {
+      const child = await spawnViteBuild(root, { apiKey: SENTINEL, baseURL: fake.baseURL })
+      return { code: (await child.exited).code, stderr: child.stderr }
+    })
+    expect(build.code).toBe(1)
+    expect(build.stderr).toMatch(message)
+    for (const run of [status, build]) {
+      expect(run.stderr).not.toMatch(/RangeError|Maximum call stack/)
+      expect(run.stderr).not.toMatch(STACK_LINE)
+    }
     expect(fake.stats.generationRequests).toBe(0)
   })
 })
