@@ -1,5 +1,6 @@
 export { createEngine, generateAssets, type Engine, type EngineResult } from './core/engine'
 export { resolveOptions } from './core/options'
+export { defineConfig } from './core/config-file'
 export { ApiError, BudgetError, FluxError, ImageError, ScriptError, StrictError } from './core/errors'
 export { formatSummary } from './core/summary'
 export type * from './core/types'

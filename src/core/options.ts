@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { isAbsolute, relative, resolve } from 'node:path'
 import { parseEnv } from 'node:util'
+import { loadConfigFile } from './config-file'
 import { FluxError } from './errors'
 import { createLogger } from './logger'
 import { DEFAULT_MODEL } from './providers'
@@ -21,12 +22,21 @@ export interface ResolveContext {
   dev?: boolean
   /** Environment to read the key and base URL from. Default `process.env`. */
   env?: Record<string, string | undefined>
+  /** `false`: do not read `flux-assets.config.*` from the root. */
+  configFile?: false
 }
 
-/** Applies every default and checks every value, once. Returns a fresh object; never mutates the user's. */
-export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ?? process.cwd(), context: ResolveContext = {}): ResolvedOptions {
-  checkNames(user)
-  root = resolve(user.root ?? root)
+/**
+ * Applies every default and checks every value, once: the given options over the root's config file
+ * (`flux-assets.config.*`, shared by the plugin and the CLI) over the defaults. Returns a fresh object; never mutates
+ * the user's.
+ */
+export function resolveOptions(given: FluxAssetsOptions = {}, root = given.root ?? process.cwd(), context: ResolveContext = {}): ResolvedOptions {
+  checkNames(given)
+  root = resolve(given.root ?? root)
+  const file = context.configFile === false ? undefined : loadConfigFile(root)
+  if (file) checkNames(file.options, file.file)
+  const user: FluxAssetsOptions = { ...file?.options, ...withoutUndefined(given) }
   const real = withoutEmpty(context.env ?? process.env)
   const dotEnv = readDotEnv(root)
   const cacheDir = resolve(root, value('cacheDir'))
@@ -83,10 +93,11 @@ export function resolveOptions(user: FluxAssetsOptions = {}, root = user.root ??
   /** The user's value of an option, checked against its schema, or the schema's default. */
   function value<K extends OptionName>(name: K): Resolved<K> {
     const spec: OptionSpec = OPTIONS[name]
-    const given = user[name]
-    const wrong = problem(spec, given)
-    if (wrong) throw new FluxError('FLUX_BAD_OPTION', `flux-assets option "${name}" ${wrong}`)
-    return (given ?? ('default' in spec ? spec.default : undefined)) as Resolved<K>
+    const set = user[name]
+    const wrong = problem(spec, set)
+    const where = file && given[name] === undefined ? ` (in ${relative(root, file.file)})` : ''
+    if (wrong) throw new FluxError('FLUX_BAD_OPTION', `flux-assets option "${name}"${where} ${wrong}`)
+    return (set ?? ('default' in spec ? spec.default : undefined)) as Resolved<K>
   }
 }
 
@@ -97,13 +108,14 @@ type Resolved<K extends OptionName> = (typeof OPTIONS)[K] extends { default: unk
  * Every option name must be one of the schema's: a misspelled one (`apikey`) would silently do nothing, and the types
  * that would catch it often do not see the bundler config. Undefined values count too: they are a name written down.
  */
-function checkNames(user: FluxAssetsOptions): void {
-  if (user === null || typeof user !== 'object') throw new FluxError('FLUX_BAD_OPTION', `flux-assets options must be an object, got ${user === null ? 'null' : typeof user}`)
+function checkNames(user: FluxAssetsOptions, file?: string): void {
+  const where = file ? ` in ${file}` : ''
+  if (user === null || typeof user !== 'object') throw new FluxError('FLUX_BAD_OPTION', `flux-assets options${where} must be an object, got ${user === null ? 'null' : typeof user}`)
   const names = Object.keys(OPTIONS)
   const unknown = Object.keys(user).filter(k => !Object.hasOwn(OPTIONS, k))
   if (unknown.length === 0) return
   const lines = unknown.map(k => `unknown option "${k}"${didYouMean(k, names)}`)
-  throw new FluxError('FLUX_BAD_OPTION', `flux-assets: ${lines.join('; ')}. Valid options: ${names.join(', ')}.`)
+  throw new FluxError('FLUX_BAD_OPTION', `flux-assets${where}: ${lines.join('; ')}. Valid options: ${names.join(', ')}.`)
 }
 
 /** Only the two names we use, from `<root>/.env` if there is one. Real environment variables win. */
@@ -120,6 +132,10 @@ function readDotEnv(root: string): Record<string, string> {
     if (parsed[name]) picked[name] = parsed[name]
   }
   return picked
+}
+
+function withoutUndefined<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(e => e[1] !== undefined)) as Partial<T>
 }
 
 function withoutEmpty(env: Record<string, string | undefined>): Record<string, string> {
