@@ -106,6 +106,36 @@ describe('maxNewImages', () => {
   })
 })
 
+// #11, item 2: `generate --dry-run` was accepted, ignored, and the images bought.
+describe('generate --dry-run', () => {
+  it('makes no generation request: lists what would be generated with the estimated cost, exits 0, writes nothing', async () => {
+    root = await makeTemp('money-dry-run')
+    await writeScripts(root, { 'a.script.json': scriptWith(3, 'dry') })
+    const cacheDir = join(root, '.flux-cache')
+    const fake = await start()
+    // Default size (1024×768) so the estimate is a real number of cents.
+    const dry = await runCli(['generate', '--dry-run'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(fake.stats.generationRequests).toBe(0)
+    const lines = dry.stdout.trim().split('\n')
+    expect(lines).toHaveLength(4)
+    for (const line of lines.slice(0, 3)) expect(line).toMatch(/^would generate {2}a\.script\.json \/visual_track\/0\/assets\/a\d {2}1024×768 {2}est\. \$0\.015 {2}"dry prompt number \d: a lighthouse at dusk"$/)
+    expect(lines[3]).toBe(`dry run: 3 images would be generated (${cost(3)}), 0 cached; nothing was called`)
+    expect(recordFiles(cacheDir)).toEqual([])
+
+    // Half of it cached: only the rest is listed; --json says the same.
+    expect((await runCli(['generate', ...SIZE, '--include', 'a.script.json'], { cwd: root, env: fakeEnv(fake.baseURL) })).code).toBe(0)
+    await writeScripts(root, { 'b.script.json': scriptWith(2, 'dry-more') })
+    fake.reset()
+    const json = await runCli(['generate', ...SIZE, '--dry-run', '--json'], { cwd: root, env: fakeEnv(fake.baseURL) })
+    expect(json.code, json.stderr).toBe(0)
+    const parsed = JSON.parse(json.stdout)
+    expect(parsed).toMatchObject({ dryRun: true, cached: 3, estimatedCost: expect.closeTo(2 * PER_IMAGE, 10) })
+    expect(parsed.wouldGenerate.map((i: { script: string }) => i.script)).toEqual(['b.script.json', 'b.script.json'])
+    expect(fake.stats.requests).toBe(0)
+  })
+})
+
 describe('what the summary says was paid', () => {
   it('url mode with expiring URLs: an image paid for and lost is counted, and its cost estimated, every time', async () => {
     root = await makeTemp('money-paid')
