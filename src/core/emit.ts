@@ -45,10 +45,19 @@ export function slug(id: string): string {
  * One build's emitted images: each key emitted once (a promise, so concurrent callers share one emit), from the
  * cached bytes verified once more against their sha256, or a placeholder SVG. A new build gets a new Emitter.
  */
+/**
+ * Makes an image again when its cached bytes turned out damaged at emit time (bit rot behind a trusted mtime): the
+ * record as it is now (regenerated, or a placeholder when offline) and its entry, if it has one.
+ */
+export type Repair = (record: AssetRecord) => Promise<{ record: AssetRecord; hit?: CacheHit }>
+
 export class Emitter {
   private readonly images = new Map<string, Promise<OutputImage>>()
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly repair?: Repair,
+  ) {}
 
   /** The shippable image of a record; `hit` is the entry the engine already verified, if any. */
   image(record: AssetRecord, out: BuildOutput, hit?: CacheHit): Promise<OutputImage> {
@@ -65,15 +74,20 @@ export class Emitter {
   private async emit(record: AssetRecord, out: BuildOutput, known?: CacheHit): Promise<OutputImage> {
     let source: Uint8Array | string
     let ext: string
-    const hit = record.file ? (known ?? (await this.store.get(record.key))) : undefined
+    let hit = record.file ? (known ?? (await this.store.get(record.key))) : undefined
     // read() checks the bytes against the record's size and sha256 once more: a broken file is never shipped.
-    const bytes = hit && (await this.store.read(hit))
+    let bytes = hit && (await this.store.read(hit))
+    if (record.file && !bytes && this.repair) {
+      // The entry was damaged on disk (read() has dropped it): made again once, or a placeholder (offline).
+      ;({ record, hit } = await this.repair(record))
+      bytes = hit && (await this.store.read(hit))
+    }
     if (bytes) {
       source = bytes
       ext = hit!.record.ext
     } else {
-      if (record.file) throw new FluxError('FLUX_CACHE_CHANGED', `${record.script}: ${record.id}: the cached image changed on disk during the build; run the build again`)
-      source = placeholderSvg(record.id, record.prompt, record.width, record.height, record.error ?? 'not generated')
+      if (record.file && !this.repair) throw new FluxError('FLUX_CACHE_CHANGED', `${record.script}: ${record.id}: the cached image changed on disk during the build; run the build again`)
+      source = placeholderSvg(record.id, record.prompt, record.width, record.height, record.error ?? 'the cached image was damaged on disk')
       ext = 'svg'
     }
     const dir = out.assetsDir.replace(/^\/+|\/+$/g, '')

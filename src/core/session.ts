@@ -71,7 +71,7 @@ export class BuildSession {
 
   private async runBuild(out: BuildOutput): Promise<string> {
     this.records.clear()
-    this.emitter = new Emitter(this.need().store)
+    this.emitter = this.newEmitter()
     const summary = await this.generateAll()
     const records = this.allRecords()
     await Promise.all(records.map(r => this.emit(r, out)))
@@ -174,8 +174,31 @@ export class BuildSession {
   }
 
   private emit(record: AssetRecord, out: BuildOutput) {
-    this.emitter ??= new Emitter(this.need().store)
+    this.emitter ??= this.newEmitter()
     return this.emitter.image(record, out, this.hits.get(record.key))
+  }
+
+  /** This build's emitter; an entry found damaged while emitting is made again through the engine (see repair). */
+  private newEmitter(): Emitter {
+    return new Emitter(this.need().store, record => this.repair(record))
+  }
+
+  /**
+   * A cached image damaged on disk, found while emitting: generated again (once, through the engine's rules: budget,
+   * offline, no key) or a placeholder, with a warning; every record of its key follows, so the manifest and `?flux`
+   * modules agree with what ships. Never a failed build.
+   */
+  private async repair(record: AssetRecord): Promise<{ record: AssetRecord; hit?: CacheHit }> {
+    const engine = this.need()
+    engine.options.logger.warn(`${record.script}: ${record.id}: the cached image is damaged on disk (its bytes no longer match their sha256): making it again`)
+    const result = await engine.generate([record], this.signal())
+    const fresh = result.assets[0]!
+    const hit = result.hits.get(record.key)
+    if (hit) this.hits.set(record.key, hit)
+    else this.hits.delete(record.key)
+    const { file, width, height, placeholder, error } = fresh
+    for (const [id, r] of this.records) if (r.key === record.key) this.records.set(id, { ...r, file, width, height, placeholder, error })
+    return { record: fresh, hit }
   }
 
   /** The URL expression of each record, in order. */
@@ -189,7 +212,7 @@ export class BuildSession {
    * the bundler chose it (Rollup-likes, after the build's start); default: the name we emitted it at.
    */
   async manifest(records: AssetRecord[], fileOf?: (image: OutputImage) => string): Promise<string> {
-    this.emitter ??= new Emitter(this.need().store)
+    this.emitter ??= this.newEmitter()
     return manifestJson(records, await this.emitter.fileNames(records, fileOf))
   }
 
