@@ -48,7 +48,7 @@ export async function scale(run, { smoke, tiers = smoke ? [10, 40] : [100, 1000,
     const engine = createEngine(resolveOptions({ root, cacheDir, offline: true, logger: { info() {}, warn() {}, error() {} } }, root, { env: {} }))
     const byKey = new Map((await engine.scan()).requests.map((/** @type {any} */ r) => [r.key, r]))
     if (byKey.size !== unique) throw new Error(`scale: ${byKey.size} unique prompts, expected ${unique}`)
-    await pool([...byKey.values()], r => engine.store.put(r.key, makeJpeg(r.prompt, imageBytes), { prompt: r.prompt, settings: r.settings }), 16)
+    await pool([...byKey.values()], r => engine.store.put(r.key, makeJpeg(r.prompt, imageBytes, 64, 64), { prompt: r.prompt, settings: r.settings }), 16)
     await engine.close()
 
     const measure = async () => {

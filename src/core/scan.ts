@@ -102,7 +102,7 @@ function tooDeep(doc: unknown): string | undefined {
       const segments: string[] = []
       for (let n: Node | undefined = node; n?.key !== undefined; n = n.parent) segments.unshift(n.key)
       const pointer = toPointer(segments)
-      return pointer.length > 100 ? `${pointer.slice(0, 100)}…` : pointer
+      return pointer.length > 100 ? `${pointer.slice(0, pointer.lastIndexOf('/', 100))}/…` : pointer
     }
     for (const [key, value] of Object.entries(node.value)) stack.push({ value, depth: node.depth + 1, key, parent: node })
   }
