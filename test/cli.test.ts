@@ -262,7 +262,7 @@ describe('exit codes', () => {
 
   it.each([
     [['--nope'], /^flux-assets: unknown option --nope\n/],
-    [['--dryrun'], /^flux-assets: unknown option --dryrun \(did you mean --dry-run\?\)\n\nUsage: flux-assets \[generate\|status\|prune\|models\] \[options\]\n/],
+    [['--dryrun'], /^flux-assets: unknown option --dryrun \(did you mean --dry-run\?\)\n\nUsage: flux-assets \[generate\|status\|prune\|verify\|models\] \[options\]\n/],
     [['statsu'], /^flux-assets: unknown command "statsu" \(did you mean "status"\?\)/],
     [['generate', 'extra'], /^flux-assets: unknown command "generate extra"/],
     [['frobnicate'], /^flux-assets: unknown command "frobnicate"/],

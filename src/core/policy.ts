@@ -112,6 +112,8 @@ export function checkRun(results: ReadonlyMap<string, ImageResult>, options: Pic
  * no credits), `model` when only calls for that model would (it is not served), `image` otherwise.
  */
 export function reach(error: unknown): 'all' | 'model' | 'image' {
+  // A full or read-only cache disk loses every further paid image too: stop calling at once, like a 402.
+  if (error instanceof FluxError && error.code === 'FLUX_DISK') return 'all'
   if (!(error instanceof ApiError)) return 'image'
   return (PROVIDER_ERRORS as Record<string, 'all' | 'model' | 'image'>)[error.code] ?? 'image'
 }

@@ -83,9 +83,7 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
   const failure = (r: AssetRequest, error: unknown): ImageResult => {
     if (signal?.aborted) throw error
     const reason = describe(error, secret)
-    // A full or read-only cache disk loses every further paid image too: stop calling at once, like a 402.
-    const disk = error instanceof FluxError && error.code === 'FLUX_DISK'
-    const scope = disk ? 'all' : reach(error)
+    const scope = reach(error)
     if (scope === 'all' && !stop) {
       stop = reason
       stopCode = (error as ApiError).code
