@@ -105,6 +105,8 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
 
 /** `flux-assets models`: what the key can use (the provider's catalog), FLUX first, with price and what each takes. */
 async function listModels(options: ResolvedOptions, io: { stdout: NodeJS.WritableStream }, json: boolean): Promise<number> {
+  // Together's catalog: never asked with another provider's key.
+  if (options.imageModel) throw new FluxError('FLUX_BAD_OPTION', `models lists Together's catalog, and \`model\` is an AI SDK model (${options.imageModel.provider} ${options.imageModel.modelId}): see that provider's model list`)
   if (!options.apiKey) throw new FluxError('FLUX_NO_KEY', 'models needs an API key (TOGETHER_API_KEY) to ask which models it can use')
   const provider = await defaultProvider.load(options)
   try {

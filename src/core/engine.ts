@@ -1,7 +1,7 @@
 import { describe } from './errors'
 import { resolveOptions } from './options'
 import { plan } from './plan'
-import { checkModels, checkRun, checkStrict, decide, isAccountLevel, type Spent } from './policy'
+import { checkModels, checkRun, checkStrict, decide, isAccountLevel, noKeyWarning, type Spent } from './policy'
 import { usePrices } from './price'
 import { defaultProvider } from './providers'
 import { scanScripts } from './scan'
@@ -63,13 +63,14 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const report = () => options.onProgress?.(progressOf(results, work.unique.size, generating))
     report()
 
-    const decision = decide(work.missing, options, !!options.apiKey || !!inject.provider, spent)
+    const definition = options.provider ?? defaultProvider
+    const decision = decide(work.missing, options, !!inject.provider || definition.canCall(options), spent)
     if ('placeholders' in decision) {
       for (const r of work.missing) results.set(r.key, { kind: 'placeholder', reason: decision.placeholders })
       if (decision.warning) options.logger.warn(decision.warning)
       if (work.missing.length) report()
     } else if (decision.generate.length) {
-      provider ??= await defaultProvider.load(options)
+      provider ??= await definition.load(options)
       // The catalog (free) before the first paid request: a model it does not list stops the run here, unbilled.
       const catalog = await readCatalog(provider, signal)
       if (catalog) {
@@ -109,6 +110,8 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     await remember(hits.keys())
     // Strict wins: every placeholder fails the run, listed; otherwise the table of what fails (policy.ts).
     checkStrict(assets, options.strict)
+    const noKey = noKeyWarning(results)
+    if (noKey) options.logger.warn(noKey)
     const kept = checkRun(results, options)
     if (kept) options.logger.error(kept)
     return { assets, summary, hits }

@@ -4,10 +4,11 @@ import { parseEnv } from 'node:util'
 import { loadConfigFile } from './config-file'
 import { FluxError } from './errors'
 import { createLogger } from './logger'
-import { DEFAULT_MODEL } from './providers'
+import { DEFAULT_MODEL, defaultProvider } from './providers'
+import { aiSdkDefinition, describeModel, familyOf, isImageModel, keyNamesOf, TOGETHER_ONLY } from './providers/ai-sdk-models'
 import { OPTIONS, type OptionName, type OptionSpec, problem } from './schema'
 import { didYouMean } from './suggest'
-import type { FluxAssetsOptions, ResolvedOptions } from './types'
+import type { AiSdkImageModel, FluxAssetsOptions, ResolvedOptions } from './types'
 
 export const DEFAULT_BASE_URL = 'https://api.together.xyz/v1'
 export const DEFAULT_INCLUDE = ['**/*.script.json']
@@ -50,19 +51,28 @@ export function resolveOptions(given: FluxAssetsOptions = {}, root = given.root 
   const baseURL = (value('baseURL') ?? real.TOGETHER_BASE_URL ?? dotEnv.TOGETHER_BASE_URL ?? DEFAULT_BASE_URL).replace(/\/+$/, '')
   check(/^https?:\/\//.test(baseURL), 'baseURL', `must be an http(s) URL, got ${JSON.stringify(baseURL)}`)
 
+  // The `model` option as given: a Together model id, or an AI SDK image model (the user's object, kept as it is).
+  const model = value('model')
+  const imageModel = isImageModel(model) ? model : undefined
+  const ai = imageModel ? aiSdkOptions(imageModel, user, real, readDotEnv(root, keyNamesOf(imageModel.provider))) : undefined
+
   return {
     root,
     include: toArray(value('include')) ?? DEFAULT_INCLUDE,
     exclude: toArray(value('exclude')) ?? exclude,
     cacheDir,
     // A key in the real environment, under either name, wins over one in .env (CI secrets over a stray .env).
-    apiKey: value('apiKey') || real.TOGETHER_API_KEY || real.TOGETHER_BEARER_TOKEN || dotEnv.TOGETHER_API_KEY || dotEnv.TOGETHER_BEARER_TOKEN || undefined,
+    apiKey: ai ? ai.apiKey : value('apiKey') || real.TOGETHER_API_KEY || real.TOGETHER_BEARER_TOKEN || dotEnv.TOGETHER_API_KEY || dotEnv.TOGETHER_BEARER_TOKEN || undefined,
+    keyNames: ai ? ai.keyNames : ['TOGETHER_API_KEY'],
+    providerEnv: ai ? ai.providerEnv : {},
+    imageModel,
+    provider: imageModel ? aiSdkDefinition(imageModel) : defaultProvider,
     baseURL,
     responseFormat: value('responseFormat'),
     promptPrefix: value('promptPrefix'),
     promptSuffix: value('promptSuffix'),
     defaults: {
-      model: value('model') ?? DEFAULT_MODEL,
+      model: imageModel ? imageModel.modelId : ((model as string | undefined) ?? DEFAULT_MODEL),
       width: value('width'),
       height: value('height'),
       steps: value('steps'),
@@ -71,7 +81,9 @@ export function resolveOptions(given: FluxAssetsOptions = {}, root = given.root 
       negativePrompt: value('negativePrompt'),
       aspectRatio: value('aspectRatio'),
       promptUpsampling: value('promptUpsampling'),
-      outputFormat: value('outputFormat'),
+      // Sent to Together always (its default); to an AI SDK model never, so no default there (a given one is refused).
+      outputFormat: imageModel ? user.outputFormat : value('outputFormat'),
+      providerOptions: value('providerOptions'),
     },
     concurrency: value('concurrency'),
     retries: value('retries'),
@@ -118,8 +130,35 @@ function checkNames(user: FluxAssetsOptions, file?: string): void {
   throw new FluxError('FLUX_BAD_OPTION', `flux-assets${where}: ${lines.join('; ')}. Valid options: ${names.join(', ')}.`)
 }
 
-/** Only the two names we use, from `<root>/.env` if there is one. Real environment variables win. */
-function readDotEnv(root: string): Record<string, string> {
+/**
+ * An AI SDK model's key and the options that are Together's alone. Its provider reads the key itself (from its
+ * variable, or an `apiKey` given to it in code): the key found here is redacted from every message, and a key only in
+ * `<root>/.env` is handed to the provider through `process.env` (`providerEnv`).
+ */
+function aiSdkOptions(model: AiSdkImageModel, user: FluxAssetsOptions, real: Record<string, string>, dotEnv: Record<string, string>) {
+  const name = describeModel(model)
+  for (const option of ['apiKey', 'baseURL', 'responseFormat', ...TOGETHER_ONLY] as const) {
+    if (user[option] === undefined) continue
+    const instead =
+      option === 'apiKey' ? `set ${keyNamesOf(model.provider)[0] ?? "the provider's own key variable"} (also read from <root>/.env), or pass apiKey to the provider (e.g. createFal({ apiKey }))`
+      : option === 'baseURL' ? 'pass baseURL to the provider (e.g. createFal({ baseURL }))'
+      : option === 'responseFormat' ? 'the provider decides how images come back'
+      : `set it in providerOptions, as ${familyOf(model.provider)} names it (e.g. { ${familyOf(model.provider)}: { ... } })`
+    check(false, option, `is a Together option, and \`model\` is an AI SDK model (${name}): ${instead}`)
+  }
+  const keyNames = keyNamesOf(model.provider)
+  const providerEnv: Record<string, string> = {}
+  let apiKey: string | undefined
+  for (const key of keyNames) apiKey ??= real[key]
+  if (!apiKey) {
+    const found = keyNames.find(key => dotEnv[key])
+    if (found) (apiKey = dotEnv[found]!), (providerEnv[found] = dotEnv[found]!)
+  }
+  return { apiKey, keyNames, providerEnv }
+}
+
+/** Only the names we use (Together's, or an AI SDK provider's `extra`), from `<root>/.env` if there is one. Real environment variables win. */
+function readDotEnv(root: string, extra: readonly string[] = []): Record<string, string> {
   let text: string
   try {
     text = readFileSync(resolve(root, '.env'), 'utf8')
@@ -128,7 +167,7 @@ function readDotEnv(root: string): Record<string, string> {
   }
   const parsed = parseEnv(text) as Record<string, string>
   const picked: Record<string, string> = {}
-  for (const name of ['TOGETHER_API_KEY', 'TOGETHER_BEARER_TOKEN', 'TOGETHER_BASE_URL']) {
+  for (const name of ['TOGETHER_API_KEY', 'TOGETHER_BEARER_TOKEN', 'TOGETHER_BASE_URL', ...extra]) {
     if (parsed[name]) picked[name] = parsed[name]
   }
   return picked

@@ -2,7 +2,7 @@ import { cacheKey } from './key'
 import { defaultProvider, type ProviderDefinition } from './providers'
 import type { RequestFields } from './providers/models'
 import type { Store } from './store'
-import type { AssetRequest, CacheHit, ImageSettings, ResolvedOptions, ScriptIssue } from './types'
+import type { AssetRequest, CacheHit, ImageSettings, ProviderOptions, ResolvedOptions, ScriptIssue } from './types'
 
 /** Per-asset settings a script gave, already validated against the schema. */
 export type Overrides = Partial<Omit<ImageSettings, 'provider'>>
@@ -17,7 +17,7 @@ export interface Occurrence {
   overrides: Overrides
 }
 
-export type RequestOptions = Pick<ResolvedOptions, 'promptPrefix' | 'promptSuffix' | 'defaults'>
+export type RequestOptions = Pick<ResolvedOptions, 'promptPrefix' | 'promptSuffix' | 'defaults'> & Partial<Pick<ResolvedOptions, 'provider'>>
 
 /** An asset's request, or why its model cannot take its settings (bad input, before any call); notes to say once. */
 export type Planned = { request: AssetRequest; issues?: undefined; notes: string[] } | { request?: undefined; issues: ScriptIssue[]; notes: string[] }
@@ -27,8 +27,10 @@ export type Planned = { request: AssetRequest; issues?: undefined; notes: string
  * asset) as the model's profile turns them into a request: exactly what is sent and changes the pixels, hashed into
  * the cache key. A setting the model cannot take is an issue at the asset (or at its own key, when the script set it).
  */
-export function toRequest(asset: Occurrence, options: RequestOptions, provider: ProviderDefinition = defaultProvider): Planned {
+export function toRequest(asset: Occurrence, options: RequestOptions, provider: ProviderDefinition = options.provider ?? defaultProvider): Planned {
   const merged = { ...options.defaults, ...asset.overrides }
+  const providerOptions = mergeProviderOptions(options.defaults.providerOptions, asset.overrides.providerOptions)
+  if (providerOptions) merged.providerOptions = providerOptions
   const model = merged.model ?? provider.defaultModel
   const planned = provider.plan(model, merged)
   if (!planned.ok) {
@@ -49,13 +51,24 @@ export function toRequest(asset: Occurrence, options: RequestOptions, provider: 
  */
 function toSettings(provider: string, model: string, f: RequestFields, size: { width: number; height: number }): ImageSettings {
   const settings: ImageSettings = { provider, model, width: f.width ?? size.width, height: f.height ?? size.height, outputFormat: f.output_format }
+  // AI SDK models are sent no format: no such field, rather than one that is undefined.
+  if (f.output_format === undefined) delete settings.outputFormat
   if (f.steps !== undefined) settings.steps = f.steps
   if (f.seed !== undefined) settings.seed = f.seed
   if (f.guidance_scale !== undefined) settings.guidance = f.guidance_scale
   if (f.negative_prompt !== undefined) settings.negativePrompt = f.negative_prompt
   if (f.aspect_ratio !== undefined) settings.aspectRatio = f.aspect_ratio
   if (f.prompt_upsampling !== undefined) settings.promptUpsampling = f.prompt_upsampling
+  if (f.provider_options !== undefined) settings.providerOptions = f.provider_options
   return settings
+}
+
+/** Global provider options, then an asset's: per provider name, the asset's entries win (`{ fal: { ...global, ...asset } }`). */
+export function mergeProviderOptions(global: ProviderOptions | undefined, asset: ProviderOptions | undefined): ProviderOptions | undefined {
+  if (!global || !asset) return asset ?? global
+  const merged: ProviderOptions = { ...global }
+  for (const [name, values] of Object.entries(asset)) merged[name] = { ...global[name], ...values }
+  return merged
 }
 
 /** A run's work, before any rule or call: the unique images, which of them the cache has, which it lacks. */

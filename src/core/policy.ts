@@ -73,11 +73,28 @@ export function checkModels(requests: AssetRequest[], catalog: Catalog): void {
 }
 
 /**
- * Account-level: every further call would fail the same way (the contract's `all`), the model is not served, or the
- * cache disk takes no writes (FLUX_DISK: each further image would be paid for and lost).
+ * Account-level: every further call would fail the same way (the contract's `all`), or the model is not served.
+ * No key is not one: it is the table's first row (placeholders, one warning), found out at call time.
  */
 export function isAccountLevel(code: string | undefined): boolean {
-  return code === 'FLUX_MODEL' || code === 'FLUX_DISK' || (code !== undefined && (PROVIDER_ERRORS as Record<string, string>)[code] === 'all')
+  return !isNoKey(code) && (code === 'FLUX_MODEL' || code === 'FLUX_DISK' || (code !== undefined && (PROVIDER_ERRORS as Record<string, string>)[code] === 'all'))
+}
+
+/** The provider found no key before sending anything (an AI SDK provider reads its own variable at call time). */
+export function isNoKey(code: string | undefined): boolean {
+  return code === 'FLUX_NO_KEY'
+}
+
+/** What a call that failed (or was not made) for want of a key ends as: a placeholder, as with no key set at all. */
+export function noKeyResult(reason: string): ImageResult {
+  return { kind: 'placeholder', reason, code: 'FLUX_NO_KEY' }
+}
+
+/** The one warning of a run whose provider had no key: `3 images are not cached and no API key …: using placeholders`. */
+export function noKeyWarning(results: ReadonlyMap<string, ImageResult>): string | undefined {
+  const missing = [...results.values()].flatMap(r => (r.kind === 'placeholder' && isNoKey(r.code) ? [r.reason] : []))
+  if (!missing.length) return undefined
+  return `${missing.length} image${missing.length === 1 ? ' is' : 's are'} not cached and there is ${missing[0]}: using placeholders`
 }
 
 /** The account-level failure of a run, if any: its code, its reason (once), and how many images it cost. */

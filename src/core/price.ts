@@ -1,3 +1,4 @@
+import { aiSdkPrice } from './providers/ai-sdk-models'
 import { type CatalogModel, estimateImageCost, priceFor } from './providers/catalog'
 import type { ImageSettings } from './types'
 
@@ -12,12 +13,14 @@ export function usePrices(models: readonly CatalogModel[] | undefined): void {
 }
 
 /** Estimated USD for one image, or `null` when the model's price is unknown (never $0). */
-export function estimateCost(settings: Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'>): number | null {
+export function estimateCost(settings: Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'> & { provider?: string }): number | null {
+  // An AI SDK model: its provider's table (a Together id served elsewhere is not Together's price).
+  if (settings.provider !== undefined && settings.provider !== 'together') return estimateImageCost(aiSdkPrice(settings.provider, settings.model), settings)
   return estimateImageCost(priceFor(settings.model, listed)?.price, settings, settings.steps)
 }
 
 /** Sum of estimates; `null` as soon as one is unknown. */
-export function estimateTotal(settings: Iterable<Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'>>): number | null {
+export function estimateTotal(settings: Iterable<Pick<ImageSettings, 'model' | 'width' | 'height' | 'steps'> & { provider?: string }>): number | null {
   let total = 0
   for (const s of settings) {
     const cost = estimateCost(s)

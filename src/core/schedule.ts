@@ -1,7 +1,7 @@
 import pLimit from 'p-limit'
 import { type ApiError, describe, FluxError } from './errors'
 import type { KeyLock } from './lock'
-import { reach } from './policy'
+import { isNoKey, noKeyResult, reach } from './policy'
 import { abortError, withRetry } from './retry'
 import type { Store } from './store'
 import { costOf, type ImageResult } from './summary'
@@ -44,7 +44,10 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
 
   /** `answered` gives the request slot back: called once the image is in hand, before it is written. */
   const one = async (r: AssetRequest, answered: () => void): Promise<ImageResult> => {
-    if (skipReason(r)) return { kind: 'failed', reason: `not attempted: ${skipReason(r)}`, paid: 0, cost: 0, code: stop ? stopCode : 'FLUX_MODEL' }
+    if (skipReason(r)) {
+      if (stop && isNoKey(stopCode)) return noKeyResult(stop)
+      return { kind: 'failed', reason: `not attempted: ${skipReason(r)}`, paid: 0, cost: 0, code: stop ? stopCode : 'FLUX_MODEL' }
+    }
     const held = await lock.acquire(r.key, () => store.get(r.key), signal)
     if ('ready' in held) return { kind: 'cached', hit: held.ready }
     try {
@@ -93,6 +96,8 @@ export async function schedule(input: ScheduleInput): Promise<Map<string, ImageR
     if (!(error instanceof FluxError)) options.logger.error(`${r.script}: ${r.id}: unexpected ${(error as Error)?.name ?? 'error'}: ${reason}`)
     const billed = paid.get(r.key) ?? 0
     const code = error instanceof FluxError ? (error.code === 'FLUX_STOPPED' ? stopCode : error.code) : undefined
+    // No key: nothing was sent; a placeholder as with no key set at all, said once by the engine.
+    if (isNoKey(code) && billed === 0) return noKeyResult(isNoKey((error as FluxError).code) ? reason : stop!)
     return { kind: 'failed', reason, paid: billed, cost: costOf(r, billed), ...(code ? { code } : {}) }
   }
 

@@ -1,3 +1,4 @@
+import { isImageModel } from './providers/ai-sdk-models'
 import type { FluxAssetsOptions } from './types'
 
 /**
@@ -14,6 +15,10 @@ export type OptionSpec = (
   | { type: 'strings' }
   | { type: 'function' }
   | { type: 'object' }
+  /** A model id (non-empty string) or an AI SDK image model object, kept as it is. */
+  | { type: 'model' }
+  /** `{ provider: { option: JSON value } }`: JSON only, since it is hashed into the cache key. */
+  | { type: 'providerOptions' }
 ) & {
   /** Also settable per asset in a script (`{ "prompt": "…", "width": 512 }`). */
   perAsset?: boolean
@@ -37,12 +42,13 @@ export const OPTIONS = {
   height: { type: 'integer', min: 8, max: 4096, multipleOf: 8, default: 768, perAsset: true, keyed: true, cli: { arg: '<px>', doc: 'Image height (default: 768)' } },
   steps: { type: 'integer', min: 1, max: 100, perAsset: true, keyed: true, cli: { arg: '<n>', doc: "Steps (default: the model's own)" } },
   seed: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, perAsset: true, keyed: true, cli: { arg: '<n>', doc: 'Fixed seed for every asset' } },
-  model: { type: 'string', nonEmpty: true, perAsset: true, keyed: true, cli: { arg: '<id>', doc: 'Model (default: black-forest-labs/FLUX.2-dev)' } },
+  model: { type: 'model', perAsset: true, keyed: true, cli: { arg: '<id>', doc: 'Model (default: black-forest-labs/FLUX.2-dev)' } },
   guidance: { type: 'number', min: 0, max: 100, perAsset: true, keyed: true, cli: { arg: '<n>', doc: 'guidance_scale, for models that take it' } },
   negativePrompt: { type: 'string', perAsset: true, keyed: true, cli: { arg: '<text>', doc: 'Negative prompt, for models that take it' } },
   aspectRatio: { type: 'string', nonEmpty: true, perAsset: true, keyed: true, cli: { arg: '<w:h>', doc: 'For models sized by aspect ratio (Kontext)' } },
   promptUpsampling: { type: 'boolean', perAsset: true, keyed: true, cli: { doc: 'Let FLUX.2 [pro] rewrite prompts' } },
   outputFormat: { type: 'enum', values: ['jpeg', 'png'], default: 'jpeg', perAsset: true, keyed: true, cli: { arg: '<fmt>', doc: 'jpeg (default) or png' } },
+  providerOptions: { type: 'providerOptions', perAsset: true, keyed: true },
   responseFormat: { type: 'enum', values: ['base64', 'url'], default: 'base64', cli: { arg: '<fmt>', doc: 'base64 (default) or url' } },
   promptPrefix: { type: 'string', default: '', keyed: true, cli: { arg: '<text>', doc: 'Prepended to every prompt' } },
   promptSuffix: { type: 'string', default: '', keyed: true, cli: { arg: '<text>', doc: 'Appended to every prompt' } },
@@ -94,5 +100,27 @@ export function problem(spec: OptionSpec, value: unknown): string | undefined {
       return typeof value === 'function' ? undefined : `must be a function, ${got}`
     case 'object':
       return typeof value === 'object' && value !== null ? undefined : `must be an object, ${got}`
+    case 'model':
+      if (typeof value === 'string') return value.trim() === '' ? 'must be a non-empty string' : undefined
+      if (typeof value !== 'object' || value === null) return `must be a string, ${got}`
+      // An object: only an AI SDK image model (never in a script: JSON has no functions).
+      return isImageModel(value) ? undefined : `must be a model id or an AI SDK image model (e.g. fal.image('fal-ai/flux/schnell')), got an object that is neither`
+    case 'providerOptions': {
+      const ok = isPlainObject(value) && Object.values(value).every(v => isPlainObject(v) && isJson(v))
+      return ok ? undefined : `must be an object of provider names to objects of JSON values (e.g. { "fal": { "numInferenceSteps": 4 } }), got ${isJson(value) ? got : 'something that is not JSON'}`
+    }
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && [Object.prototype, null].includes(Object.getPrototypeOf(value))
+}
+
+/** Strings, finite numbers, booleans, null, arrays and plain objects of them: what hashes and stores as it is. */
+function isJson(value: unknown, depth = 0): boolean {
+  if (depth > 32) return false
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (Array.isArray(value)) return value.every(v => isJson(v, depth + 1))
+  return isPlainObject(value) && Object.values(value).every(v => isJson(v, depth + 1))
 }

@@ -12,7 +12,7 @@ import type { AssetRequest, CacheHit, Progress, RunSummary } from './types'
 export type ImageResult =
   | { kind: 'cached'; hit: CacheHit }
   | { kind: 'generated'; hit: CacheHit; paid: number; cost: number | null }
-  | { kind: 'placeholder'; reason: string }
+  | { kind: 'placeholder'; reason: string; code?: string }
   | { kind: 'failed'; reason: string; paid: number; cost: number | null; code?: string }
 
 /** What `paid` answers cost, or `null` when the model's price is unknown. */

@@ -1,3 +1,5 @@
+import type { ProviderDefinition } from './providers'
+
 /** What the user passes: to the bundler plugin, to `generateAssets`, or through CLI flags. */
 export interface FluxAssetsOptions {
   /** Project root; scripts are found and reported relative to it. Default: the bundler's root or `process.cwd()`. */
@@ -8,15 +10,27 @@ export interface FluxAssetsOptions {
   exclude?: string | string[]
   /** Where images are cached, relative to root. Default `.flux-cache`. */
   cacheDir?: string
-  /** Together API key. Default: env `TOGETHER_API_KEY`, else `TOGETHER_BEARER_TOKEN` (also read from `<root>/.env`). */
+  /**
+   * Together API key. Default: env `TOGETHER_API_KEY`, else `TOGETHER_BEARER_TOKEN` (also read from `<root>/.env`).
+   * Not for an AI SDK `model`: its provider reads its own variable (`FAL_KEY`, ...), or takes `apiKey` itself.
+   */
   apiKey?: string
-  /** Default: env `TOGETHER_BASE_URL`, else `https://api.together.xyz/v1`. */
+  /** Default: env `TOGETHER_BASE_URL`, else `https://api.together.xyz/v1`. Together's only (an AI SDK provider takes its own). */
   baseURL?: string
   /**
-   * Default `black-forest-labs/FLUX.2-dev`. A model the plugin knows gets only the parameters it takes; any other
-   * id gets a conservative request (see the README's Models section).
+   * A Together model id, default `black-forest-labs/FLUX.2-dev`: a model the plugin knows gets only the parameters it
+   * takes; any other id gets a conservative request (see the README's Models section).
+   *
+   * Or any AI SDK image model, which then makes every image: `fal.image('fal-ai/flux/schnell')` (`import { fal } from
+   * '@ai-sdk/fal'`; needs the `ai` package). See the README's Providers section.
    */
-  model?: string
+  model?: string | AiSdkImageModel
+  /**
+   * For an AI SDK `model`: provider-specific settings, passed to `generateImage` as they are, by provider name
+   * (`{ fal: { numInferenceSteps: 4 } }`). Per asset too; an asset's entries win over these, per provider. Part of the
+   * cache key.
+   */
+  providerOptions?: ProviderOptions
   /** Default 1024 (a multiple of 8; FLUX.2 takes 256–1920). */
   width?: number
   /** Default 768 (a multiple of 8; FLUX.2 takes 256–1920). */
@@ -83,6 +97,23 @@ export interface FluxAssetsOptions {
 
 export type OutputFormat = 'jpeg' | 'png'
 
+/**
+ * What this package needs of an AI SDK image model (`ImageModelV2` / `ImageModelV3` of `@ai-sdk/provider`), without
+ * depending on the package: a model from any AI SDK provider fits.
+ */
+export interface AiSdkImageModel {
+  readonly specificationVersion: string
+  /** e.g. `fal.image`: part of every cache key it makes. */
+  readonly provider: string
+  /** e.g. `fal-ai/flux/schnell`: part of every cache key it makes. */
+  readonly modelId: string
+  doGenerate(options: any): PromiseLike<unknown>
+}
+
+/** JSON values by provider name, then option name: `{ fal: { numInferenceSteps: 4 } }`. */
+export type ProviderOptions = Record<string, Record<string, JsonValue>>
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
 export interface Logger {
   info(message: string): void
   warn(message: string): void
@@ -98,12 +129,27 @@ export interface ResolvedOptions {
   exclude: string[]
   /** Absolute. */
   cacheDir: string
+  /** The key of the provider in use, as found (Together sends it; for an AI SDK model it is only redacted). */
   apiKey: string | undefined
+  /** Where a key comes from, for messages (absent: Together's): `TOGETHER_API_KEY`, or the AI SDK provider's variables (`FAL_API_KEY`, `FAL_KEY`). */
+  keyNames?: readonly string[]
+  /**
+   * Variables from `<root>/.env` that the AI SDK provider reads from `process.env` (its key), found there and not in the
+   * environment: set in `process.env` (never overriding) before its first call, as dotenv would.
+   */
+  providerEnv?: Record<string, string>
+  /** The AI SDK model of the `model` option, the user's object itself; `undefined`: Together. */
+  imageModel?: AiSdkImageModel
+  /** Makes every image: Together (also when absent), or the adapter around `imageModel`. */
+  provider?: ProviderDefinition
   baseURL: string
   responseFormat: 'base64' | 'url'
   promptPrefix: string
   promptSuffix: string
-  /** Global image settings as the user gave them; per-asset overrides are applied on top, then the model's profile. */
+  /**
+   * Global image settings as the user gave them; per-asset overrides are applied on top, then the model's profile.
+   * `model` is the id (an AI SDK model's `modelId`).
+   */
   defaults: Omit<ImageSettings, 'provider'>
   concurrency: number
   retries: number
@@ -139,7 +185,10 @@ export interface ImageSettings {
   aspectRatio?: string
   promptUpsampling?: boolean
   seed?: number
-  outputFormat: OutputFormat
+  /** Always sent to Together; never to an AI SDK model (its `providerOptions` can ask for a format). */
+  outputFormat?: OutputFormat
+  /** AI SDK models: the provider options sent, global and per asset merged. */
+  providerOptions?: ProviderOptions
 }
 
 /** One asset occurrence found in one script. */

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { FluxError } from '../errors'
 
 /** USD. Per megapixel (1,000,000 px), scaled by steps / minSteps above minSteps; or a flat price per image. */
-export type ImagePrice = { kind: 'per-megapixel'; usd: number; minSteps?: number } | { kind: 'per-image'; usd: number }
+export type ImagePrice = { kind: 'per-megapixel'; usd: number; minSteps?: number; roundUp?: boolean } | { kind: 'per-image'; usd: number }
 
 export interface CatalogModel {
   id: string
@@ -100,7 +100,9 @@ export function priceFor(modelId: string, catalog?: readonly CatalogModel[]): { 
 export function estimateImageCost(price: ImagePrice | null | undefined, size: { width: number; height: number }, steps?: number): number | null {
   if (!price) return null
   if (price.kind === 'per-image') return price.usd
-  const megapixels = (size.width * size.height) / 1_000_000
+  const exact = (size.width * size.height) / 1_000_000
+  // fal bills "rounding up to the nearest megapixel": 1024×768 is 1 MP there.
+  const megapixels = price.roundUp ? Math.ceil(exact) : exact
   const stepFactor = price.minSteps && steps && steps > price.minSteps ? steps / price.minSteps : 1
   return megapixels * price.usd * stepFactor
 }
@@ -110,7 +112,7 @@ export function formatPrice(price: ImagePrice | null | undefined): string {
   if (!price) return 'price unknown'
   const usd = `$${+price.usd.toPrecision(4)}`
   if (price.kind === 'per-image') return `${usd} per image`
-  return `${usd} per MP${price.minSteps ? ` (at ${price.minSteps} steps)` : ''}`
+  return `${usd} per MP${price.roundUp ? ' (rounded up)' : ''}${price.minSteps ? ` (at ${price.minSteps} steps)` : ''}`
 }
 
 /** The catalog could not be read or made sense of. Code `FLUX_CATALOG`. */

@@ -36,6 +36,11 @@ export const PROVIDER_ERRORS = {
   FLUX_RATE_LIMIT: 'image',
   /** The provider failed (5xx): retried when `retryable`. */
   FLUX_SERVER: 'image',
+  /**
+   * No key: the provider found none (an AI SDK provider reads its variable at call time) and sent nothing. Stops
+   * further calls; its images are placeholders with one warning, never a failed run (policy.ts, "no key at all").
+   */
+  FLUX_NO_KEY: 'all',
   /** The API cannot be reached at all (connection refused, no such host), after the retries. Stops the run. */
   FLUX_UNREACHABLE: 'all',
   /** A connection broke (reset) or an error came before an answer: retried when `retryable`. */

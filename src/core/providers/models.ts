@@ -15,7 +15,7 @@
 // Where a source says "?" (FLUX.2 max's upsampling and reference images) the profile leaves the field out: a field
 // this table does not send cannot be refused by the model, and the model's own default applies.
 
-import type { ImageSettings } from '../types'
+import type { ProviderOptions } from '../types'
 
 export const DEFAULT_MODEL = 'black-forest-labs/FLUX.2-dev'
 
@@ -60,8 +60,21 @@ export interface AspectSizing {
   ratios: Record<string, { width: number; height: number }>
 }
 
-/** The user's settings for one image, after defaults and per-asset overrides: the same fields as what is sent. */
-export type RequestSettings = Omit<ImageSettings, 'provider' | 'model'>
+/** The user's settings for one image, after defaults and per-asset overrides. */
+export interface RequestSettings {
+  width: number
+  height: number
+  steps?: number
+  guidance?: number
+  negativePrompt?: string
+  aspectRatio?: string
+  promptUpsampling?: boolean
+  seed?: number
+  /** Always set for Together (the option's default); absent for an AI SDK model unless given. */
+  outputFormat?: 'jpeg' | 'png'
+  /** AI SDK models only. */
+  providerOptions?: ProviderOptions
+}
 
 /**
  * The pixel-changing body fields to send, exactly. The provider adds `model`, `prompt`, `n` and `response_format`
@@ -76,12 +89,15 @@ export interface RequestFields {
   negative_prompt?: string
   prompt_upsampling?: boolean
   seed?: number
-  output_format: 'jpeg' | 'png'
+  /** Together: always sent. AI SDK models: never. */
+  output_format?: 'jpeg' | 'png'
+  /** AI SDK models: `providerOptions` of `generateImage`, as sent. */
+  provider_options?: ProviderOptions
 }
 
 /** A setting the model cannot take; `setting` is the user's name for it, to point at the right place in a script. */
 export interface Refusal {
-  setting: keyof RequestSettings
+  setting: keyof RequestSettings | 'model'
   message: string
 }
 
@@ -239,7 +255,7 @@ function planKnown(p: ModelProfile, s: RequestSettings): RequestPlan {
   const notes: string[] = []
   const name = `${p.label} (${p.id})`
   const refuse = (setting: keyof RequestSettings, what: string) => refusals.push({ setting, message: `${name} ${what}; it takes ${describeAccepts(p)}` })
-  const fields: RequestFields = { output_format: s.outputFormat }
+  const fields: RequestFields = { output_format: s.outputFormat ?? 'jpeg' }
   let expectedSize: { width: number; height: number } | undefined
 
   if (p.size.kind === 'aspect') {
@@ -299,7 +315,7 @@ function planKnown(p: ModelProfile, s: RequestSettings): RequestPlan {
 }
 
 function planUnknown(modelId: string, s: RequestSettings): RequestPlan {
-  const fields: RequestFields = { width: s.width, height: s.height, output_format: s.outputFormat }
+  const fields: RequestFields = { width: s.width, height: s.height, output_format: s.outputFormat ?? 'jpeg' }
   if (s.seed !== undefined) fields.seed = s.seed
   const passed: string[] = []
   const pass = <K extends keyof RequestFields>(field: K, value: RequestFields[K] | undefined) => {
