@@ -127,7 +127,7 @@ describe('errors, mapped to the contract and handled by our rules', () => {
   })
 
   it("a 429's retry-after paces the retry without using up `retries` (retries: 0 still gets the image)", async () => {
-    const { model, calls } = mockModel((c, i) => (i === 0 ? Promise.reject(apiError(429, 'slow down', { 'retry-after': '0' })) : ok()))
+    const { model, calls } = mockModel((_, i) => (i === 0 ? Promise.reject(apiError(429, 'slow down', { 'retry-after': '0' })) : ok()))
     await writeScripts(root, { 'a.script.json': scene({ a: 'paced' }) })
     const result = await runEngine(root, { model, retries: 0 })
     expect(calls).toHaveLength(2)

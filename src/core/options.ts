@@ -81,8 +81,8 @@ export function resolveOptions(given: FluxAssetsOptions = {}, root = given.root 
       negativePrompt: value('negativePrompt'),
       aspectRatio: value('aspectRatio'),
       promptUpsampling: value('promptUpsampling'),
-      // Sent to Together always (its default); to an AI SDK model never, so no default there (a given one is refused).
-      outputFormat: imageModel ? user.outputFormat : value('outputFormat'),
+      // Sent to Together always (its default); to an AI SDK model never: checked, then only as given (a note says so).
+      outputFormat: imageModel ? value('outputFormat') && user.outputFormat : value('outputFormat'),
       providerOptions: value('providerOptions'),
     },
     concurrency: value('concurrency'),

@@ -80,8 +80,12 @@ export function aiSdkPrice(provider: string, modelId: string): ImagePrice | null
   return AI_SDK_PRICES[familyOf(provider)]?.[modelId] ?? null
 }
 
-/** Settings only Together's request has: an AI SDK model takes them through `providerOptions`, in its own words. */
-export const TOGETHER_ONLY = ['steps', 'guidance', 'negativePrompt', 'promptUpsampling', 'outputFormat'] as const
+/**
+ * Settings only Together's request has, which change the pixels: an AI SDK model takes them through
+ * `providerOptions`, in its own words, so a script or option setting one is refused. (`outputFormat` changes only the
+ * encoding: it is not sent, with a note.)
+ */
+export const TOGETHER_ONLY = ['steps', 'guidance', 'negativePrompt', 'promptUpsampling'] as const
 const ASPECT = /^[1-9]\d{0,3}:[1-9]\d{0,3}$/
 
 /** The provider definition of an AI SDK model: planned here, its adapter (ai-sdk.ts, `ai`) loaded on first call. */
@@ -117,10 +121,14 @@ function planAiSdk(model: AiSdkImageModel, modelId: string, s: RequestSettings):
   if (s.aspectRatio !== undefined && !ASPECT.test(s.aspectRatio)) refusals.push({ setting: 'aspectRatio', message: `"aspectRatio" must be "width:height" (e.g. "16:9"), got ${JSON.stringify(s.aspectRatio)}` })
   if (refusals.length) return { ok: false, refusals }
 
+  const notes: string[] = []
+  if (s.outputFormat !== undefined) {
+    notes.push(`"outputFormat" is not sent to an AI SDK model (${name}): its provider picks the format (the file is named by its bytes); ask for one in "providerOptions" as that provider names it (fal: { "fal": { "outputFormat": "png" } })`)
+  }
   const fields: RequestFields = s.aspectRatio !== undefined ? { aspect_ratio: s.aspectRatio } : { width: s.width, height: s.height }
   if (s.seed !== undefined) fields.seed = s.seed
   if (s.providerOptions && Object.keys(s.providerOptions).length) fields.provider_options = s.providerOptions
-  return { ok: true, fields, profile: undefined, ...(s.aspectRatio !== undefined ? { expectedSize: nominalSize(s.aspectRatio) } : {}), notes: [] }
+  return { ok: true, fields, profile: undefined, ...(s.aspectRatio !== undefined ? { expectedSize: nominalSize(s.aspectRatio) } : {}), notes }
 }
 
 /** The size an aspect ratio is expected to give, for placeholders and estimates: 1024 on the long side (fal's presets). */
