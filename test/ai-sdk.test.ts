@@ -177,6 +177,20 @@ describe('errors, mapped to the contract and handled by our rules', () => {
   })
 })
 
+describe('prices and the budget', () => {
+  it('a known FLUX offer has its price; an unknown one is cost unknown, which maxCost stops and maxNewImages counts', async () => {
+    await writeScripts(root, { 'a.script.json': scene({ a: 'one', b: 'two' }) })
+    const known = await runEngine(root, { model: mockModel(undefined, 'fal.image', 'fal-ai/flux/schnell').model })
+    expect(known.summary.estimatedCost).toBeCloseTo(0.006)
+    const unknown = mockModel(undefined, 'fluxhost.image', 'some/flux')
+    await expect(runEngine(root, { model: unknown.model, maxCost: 100 })).rejects.toMatchObject({ code: 'FLUX_BUDGET', message: expect.stringMatching(/cost unknown.*price of some of them is unknown/) })
+    await expect(runEngine(root, { model: unknown.model, maxNewImages: 1 })).rejects.toMatchObject({ code: 'FLUX_BUDGET' })
+    expect(unknown.calls).toHaveLength(0)
+    const paid = await runEngine(root, { model: unknown.model })
+    expect(paid.summary).toMatchObject({ generated: 2, estimatedCost: null })
+  })
+})
+
 describe('options and scripts', () => {
   it('the model object passes through options resolution untouched', () => {
     const { model } = mockModel()
