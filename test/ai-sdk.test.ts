@@ -12,7 +12,8 @@ import { makePng } from './fake-together.mjs'
 type CallOptions = Parameters<MockImageModelV3['doGenerate']>[0]
 type Result = Awaited<ReturnType<MockImageModelV3['doGenerate']>>
 
-const png = (seed: string) => new Uint8Array(makePng(8, 8, seed))
+// 64 px: the smallest image the structural check accepts (image-header.ts).
+const png = (seed: string) => new Uint8Array(makePng(64, 64, seed))
 const ok = (seed = 'x', more: Partial<Result> = {}): Result => ({ images: [png(seed)], warnings: [], response: { timestamp: new Date(), modelId: 'm', headers: {} }, ...more })
 
 /** A mock model that answers with `answer(call, callIndex)` and records every call. */

@@ -65,6 +65,13 @@ export function toOptions(flags: Flags): FluxAssetsOptions {
       const n = Number(value)
       if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n)) throw new FluxError('FLUX_BAD_OPTION', `--${flag} expects a number, got ${JSON.stringify(value)}`)
       options[name] = n
+    } else if (spec.type === 'providerOptions') {
+      // An object, given as JSON: `--provider-options '{"fal":{"safety_tolerance":"2"}}'`.
+      try {
+        options[name] = JSON.parse(String(value))
+      } catch {
+        throw new FluxError('FLUX_BAD_OPTION', `--${flag} expects JSON, got ${JSON.stringify(value)}`)
+      }
     } else options[name] = value
   }
   return options as FluxAssetsOptions

@@ -48,7 +48,7 @@ export const OPTIONS = {
   aspectRatio: { type: 'string', nonEmpty: true, perAsset: true, keyed: true, cli: { arg: '<w:h>', doc: 'For models sized by aspect ratio (Kontext)' } },
   promptUpsampling: { type: 'boolean', perAsset: true, keyed: true, cli: { doc: 'Let FLUX.2 [pro] rewrite prompts' } },
   outputFormat: { type: 'enum', values: ['jpeg', 'png'], default: 'jpeg', perAsset: true, keyed: true, cli: { arg: '<fmt>', doc: 'jpeg (default) or png' } },
-  providerOptions: { type: 'providerOptions', perAsset: true, keyed: true },
+  providerOptions: { type: 'providerOptions', perAsset: true, keyed: true, cli: { arg: '<json>', doc: "AI SDK providers' own options, as JSON" } },
   responseFormat: { type: 'enum', values: ['base64', 'url'], default: 'base64', cli: { arg: '<fmt>', doc: 'base64 (default) or url' } },
   promptPrefix: { type: 'string', default: '', keyed: true, cli: { arg: '<text>', doc: 'Prepended to every prompt' } },
   promptSuffix: { type: 'string', default: '', keyed: true, cli: { arg: '<text>', doc: 'Appended to every prompt' } },
