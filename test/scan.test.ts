@@ -38,6 +38,7 @@ function makeOptions(overrides: Partial<ResolvedOptions> = {}): ResolvedOptions 
     signal: undefined,
     logger: { info() {}, warn() {}, error() {} },
     onProgress: undefined,
+    transform: { formats: ['webp'], widths: [], quality: { webp: 75, avif: 50 }, blur: true },
     ...overrides,
   }
 }

@@ -8,7 +8,7 @@ import { DEFAULT_MODEL, defaultProvider } from './providers'
 import { aiSdkDefinition, describeModel, familyOf, isImageModel, keyNamesOf, TOGETHER_ONLY } from './providers/ai-sdk-models'
 import { OPTIONS, type OptionName, type OptionSpec, problem } from './schema'
 import { didYouMean } from './suggest'
-import type { AiSdkImageModel, FluxAssetsOptions, ResolvedOptions } from './types'
+import type { AiSdkImageModel, FluxAssetsOptions, ResolvedOptions, TransformOverrides, TransformSettings } from './types'
 
 export const DEFAULT_BASE_URL = 'https://api.together.xyz/v1'
 export const DEFAULT_INCLUDE = ['**/*.script.json']
@@ -100,6 +100,7 @@ export function resolveOptions(given: FluxAssetsOptions = {}, root = given.root 
     signal: value('signal'),
     logger: value('logger') ?? consoleLogger,
     onProgress: value('onProgress'),
+    transform: transformOf({}, { formats: value('formats'), widths: value('widths'), quality: value('quality'), blur: value('blur') }),
   }
 
   /** The user's value of an option, checked against its schema, or the schema's default. */
@@ -110,6 +111,21 @@ export function resolveOptions(given: FluxAssetsOptions = {}, root = given.root 
     const where = file && given[name] === undefined ? ` (in ${relative(root, file.file)})` : ''
     if (wrong) throw new FluxError('FLUX_BAD_OPTION', `flux-assets option "${name}"${where} ${wrong}`)
     return (set ?? ('default' in spec ? spec.default : undefined)) as Resolved<K>
+  }
+}
+
+/**
+ * Variant settings: an asset's own (from its script) over the global ones, each whole except `quality`, merged per
+ * format. Widths sorted and unique, so `[960, 480]` and `[480, 960]` are one transform (and one variant key).
+ */
+export function transformOf(own: TransformOverrides, global: TransformOverrides): TransformSettings {
+  const spec = OPTIONS.quality.default
+  const widths = own.widths ?? global.widths ?? []
+  return {
+    formats: [...(own.formats ?? global.formats ?? OPTIONS.formats.default)],
+    widths: [...new Set(widths)].sort((a, b) => a - b),
+    quality: { ...spec, ...global.quality, ...own.quality },
+    blur: own.blur ?? global.blur ?? OPTIONS.blur.default,
   }
 }
 

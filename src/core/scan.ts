@@ -6,7 +6,7 @@ import { ScriptError } from './errors'
 import { describeSyntaxError } from './json-errors'
 import { type Overrides, type RequestOptions, toRequest } from './plan'
 import { OPTIONS, type OptionSpec, PER_ASSET, problem } from './schema'
-import type { AssetRequest, ResolvedOptions, ScriptIssue } from './types'
+import type { AssetRequest, ResolvedOptions, ScriptIssue, TransformOverrides } from './types'
 
 /** One script, parsed: its document, its requests, its issues, and notes to say once (e.g. an unknown model). */
 export interface ParsedScript {
@@ -19,6 +19,8 @@ export interface ParsedScript {
 /** Longest prompt accepted, in characters (code points), as written in the script. */
 export const MAX_PROMPT_LENGTH = 10_000
 const OVERRIDE_KEYS = ['prompt', ...PER_ASSET]
+/** Per-asset keys that say how the image's web variants are made, not what the image is: never sent, never keyed. */
+const TRANSFORM_KEYS = new Set<string>(['formats', 'widths', 'quality', 'blur'])
 const READ_CONCURRENCY = 32
 
 /** Encode a JSON pointer (RFC 6901) from segments; the root document is `/`. */
@@ -81,7 +83,7 @@ export function parseScript(source: string, script: string, options: RequestOpti
       const asset = readAsset(assets[id], pointer, issue)
       if (!asset) continue
       const planned = toRequest({ script, pointer, id, prompt: asset.prompt, overrides: asset.overrides }, options)
-      if (planned.request) requests.push(planned.request)
+      if (planned.request) requests.push(asset.transform ? { ...planned.request, transform: asset.transform } : planned.request)
       else issues.push(...planned.issues)
       for (const note of planned.notes) notes.add(note)
     }
@@ -119,7 +121,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** One asset value → its trimmed prompt and overrides, or undefined after reporting every problem in it. */
-function readAsset(value: unknown, pointer: string, issue: (where: string, message: string) => void): { prompt: string; overrides: Overrides } | undefined {
+function readAsset(value: unknown, pointer: string, issue: (where: string, message: string) => void): { prompt: string; overrides: Overrides; transform?: TransformOverrides } | undefined {
   if (typeof value === 'string') {
     const prompt = checkPrompt(value, pointer, issue)
     return prompt === undefined ? undefined : { prompt, overrides: {} }
@@ -137,6 +139,7 @@ function readAsset(value: unknown, pointer: string, issue: (where: string, messa
   else if ((prompt = checkPrompt(value.prompt, `${pointer}/prompt`, issue)) === undefined) ok = false
 
   const overrides: Overrides = {}
+  let transform: TransformOverrides | undefined
   for (const key of Object.keys(value)) {
     const v = value[key]
     if (key === 'prompt') continue
@@ -148,9 +151,10 @@ function readAsset(value: unknown, pointer: string, issue: (where: string, messa
     // The same rules and words as the global option (schema.ts).
     const wrong = problem(spec, v)
     if (wrong) fail(key, wrong)
+    else if (TRANSFORM_KEYS.has(key)) ((transform ??= {}) as Record<string, unknown>)[key] = v
     else (overrides as Record<string, unknown>)[key] = v
   }
-  return ok && prompt !== undefined ? { prompt, overrides } : undefined
+  return ok && prompt !== undefined ? { prompt, overrides, ...(transform ? { transform } : {}) } : undefined
 }
 
 /** What was found instead, short: `the number 3`, `an array`, `null`. */

@@ -13,6 +13,12 @@ export type OptionSpec = (
   | { type: 'string'; nonEmpty?: boolean; default?: string }
   | { type: 'boolean'; default?: boolean }
   | { type: 'strings' }
+  /** An array of distinct values from a list (`formats`). */
+  | { type: 'enums'; values: readonly string[]; default: readonly string[] }
+  /** An array of integers in a range (`widths`). */
+  | { type: 'integers'; min: number; max: number; default: readonly number[] }
+  /** An object of integers in a range, by key from a list (`quality`); missing keys take their default. */
+  | { type: 'integerMap'; keys: readonly string[]; min: number; max: number; default: Readonly<Record<string, number>> }
   | { type: 'function' }
   | { type: 'object' }
   /** A model id (non-empty string) or an AI SDK image model object, kept as it is. */
@@ -66,6 +72,12 @@ export const OPTIONS = {
   signal: { type: 'object' },
   logger: { type: 'object' },
   onProgress: { type: 'function' },
+  // Web variants (variants.ts): not keyed, they change what is made from an image, not the image. A variant's own
+  // key is its source's sha256 plus these settings plus the encoder's version.
+  formats: { type: 'enums', values: ['webp', 'avif'], default: ['webp'], perAsset: true },
+  widths: { type: 'integers', min: 16, max: 8192, default: [], perAsset: true },
+  quality: { type: 'integerMap', keys: ['webp', 'avif'], min: 1, max: 100, default: { webp: 75, avif: 50 }, perAsset: true },
+  blur: { type: 'boolean', default: true, perAsset: true },
 } as const satisfies { [K in keyof Required<FluxAssetsOptions>]: OptionSpec }
 
 export type OptionName = keyof typeof OPTIONS
@@ -96,6 +108,20 @@ export function problem(spec: OptionSpec, value: unknown): string | undefined {
       return typeof value === 'boolean' ? undefined : `must be true or false, ${got}`
     case 'strings':
       return typeof value === 'string' || (Array.isArray(value) && value.every(v => typeof v === 'string')) ? undefined : `must be a string or an array of strings, ${got}`
+    case 'enums': {
+      const ok = Array.isArray(value) && value.every(v => spec.values.includes(v)) && new Set(value).size === value.length
+      return ok ? undefined : `must be an array of distinct values from ${spec.values.join(', ')}, ${got}`
+    }
+    case 'integers': {
+      const ok = Array.isArray(value) && value.every(n => Number.isInteger(n) && n >= spec.min && n <= spec.max)
+      return ok ? undefined : `must be an array of integers from ${spec.min} to ${spec.max}, ${got}`
+    }
+    case 'integerMap': {
+      const ok =
+        typeof value === 'object' && value !== null && !Array.isArray(value) &&
+        Object.entries(value).every(([k, n]) => spec.keys.includes(k) && Number.isInteger(n) && n >= spec.min && n <= spec.max)
+      return ok ? undefined : `must be an object of ${spec.keys.join(', ')} with integers from ${spec.min} to ${spec.max}, ${got}`
+    }
     case 'function':
       return typeof value === 'function' ? undefined : `must be a function, ${got}`
     case 'object':

@@ -93,7 +93,34 @@ export interface FluxAssetsOptions {
   logger?: Logger
   /** Progress events, e.g. for a TTY progress line. */
   onProgress?: (progress: Progress) => void
+  /**
+   * Web formats made from each image with sharp, beside the original (always shipped, as the `<img>` fallback).
+   * Default `['webp']`; `'avif'` on request (smaller, and several times slower to encode). `[]`: no variants, no
+   * blur, and sharp is never loaded. Also per asset.
+   */
+  formats?: VariantFormat[]
+  /** Widths (px) to make in each format, never upscaled (a width over the image's is the image's). Default: none, the image's own width. Also per asset. */
+  widths?: number[]
+  /** Encoder quality per format, 1-100. Default `{ webp: 75, avif: 50 }`. Also per asset. */
+  quality?: Partial<Record<VariantFormat, number>>
+  /** A dominant colour and a tiny blurred image (a data URL well under 1 KB) to show while loading. Default true. Also per asset. */
+  blur?: boolean
 }
+
+/** The web formats variants are made in. */
+export type VariantFormat = 'webp' | 'avif'
+
+/** How an image's web variants are made: the options above, defaults applied (per asset on top of global). */
+export interface TransformSettings {
+  formats: VariantFormat[]
+  /** Sorted, unique; empty: the image's own width. */
+  widths: number[]
+  quality: Record<VariantFormat, number>
+  blur: boolean
+}
+
+/** Variant settings as written (an option, or an asset in a script): any may be left out. */
+export type TransformOverrides = Partial<Omit<TransformSettings, 'quality'>> & { quality?: Partial<Record<VariantFormat, number>> }
 
 export type OutputFormat = 'jpeg' | 'png'
 
@@ -167,6 +194,8 @@ export interface ResolvedOptions {
   signal: AbortSignal | undefined
   logger: Logger
   onProgress: ((progress: Progress) => void) | undefined
+  /** Global variant settings (assets may override them in their script). */
+  transform: TransformSettings
 }
 
 /**
@@ -204,6 +233,8 @@ export interface AssetRequest {
   settings: ImageSettings
   /** sha256 hex of the canonical settings + prompt. */
   key: string
+  /** Variant settings the script set on this asset (`formats`, `widths`, `quality`, `blur`); absent when none. Not part of the key. */
+  transform?: TransformOverrides
 }
 
 /** What `generateAssets` returns for each asset occurrence. */
