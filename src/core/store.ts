@@ -60,14 +60,57 @@ export interface Store {
   put(key: string, bytes: Buffer, meta: PutMeta): Promise<CacheHit>
   /** Every key with a record. */
   keys(): Promise<string[]>
-  /** Removes a key's record and images. */
+  /** Removes a key's record and images, and its variants. */
   remove(key: string): Promise<void>
+  /** A verified variant of `source` (variants.ts), or `undefined`: a broken one is a miss and is removed. */
+  getVariant(source: string, key: string): Promise<VariantHit | undefined>
+  /** The bytes of a variant hit, checked once more against its sha256; `undefined` when they changed. */
+  readVariant(hit: VariantHit): Promise<Buffer | undefined>
+  /** Stores a variant of `source` and its record atomically, beside the source. */
+  putVariant(source: string, key: string, bytes: Buffer, meta: VariantMeta): Promise<VariantHit>
+}
+
+/** What is stored with a variant besides its bytes. */
+export interface VariantMeta {
+  /** `blur`: the tiny blurred WebP of the blur placeholder, `color` beside it. */
+  format: 'webp' | 'avif' | 'blur'
+  width: number
+  height: number
+  /** The dominant colour (`#rrggbb`), for `blur`. */
+  color?: string
+}
+
+/** The JSON record of a variant: what it is, what it was made from, and how to verify its bytes. */
+export interface VariantRecord extends VariantMeta {
+  version: number
+  /** The variant key: the source's sha256, the transform and the encoder, hashed (variants.ts). */
+  key: string
+  /** The cache key of the image it was made from. */
+  source: string
+  ext: 'webp' | 'avif'
+  size: number
+  sha256: string
+  mtimeMs: number
+}
+
+export interface VariantHit {
+  record: VariantRecord
+  file: string
+}
+
+/** The extension of a WebP or AVIF variant by its bytes (WebP whole, by its RIFF length), or `undefined`. */
+function variantExt(bytes: Buffer): 'webp' | 'avif' | undefined {
+  if (bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') return bytes.readUInt32LE(4) + 8 === bytes.length ? 'webp' : undefined
+  if (bytes.length >= 12 && bytes.toString('latin1', 4, 8) === 'ftyp' && ['avif', 'avis'].includes(bytes.toString('latin1', 8, 12))) return 'avif'
+  return undefined
 }
 
 /**
  * The file-system store, addressed by cache key. Layout under `<dir>/v1/`:
  * - `ab/<key>.json`: the record, written last: an entry exists exactly when its record does;
  * - `ab/<key>-<sha16>.<ext>`: the image, named by its own hash, so a record can only ever point at the bytes it describes;
+ * - `ab/<key>~<variant key>.json` and `ab/<key>~<variant key>-<sha16>.<webp|avif>`: a web variant of the key's image
+ *   (variants.ts), beside its source and written and verified the same way; removed with it;
  * - `tmp/`: files being written (moved into place with rename, removed by a later run if their writer died);
  * - `locks/<key>.lock`: who is generating a key right now, across processes and plugin instances;
  * - `roots/run-….json`: which keys recent runs used (git-ignored), so prune spares them.
@@ -190,14 +233,90 @@ export class FileStore implements Store {
     return KEY.test(key) ? this.readRecord(key) : Promise.resolve(undefined)
   }
 
-  /** Removes a key's record and every image file of that key (its variants share its fate). */
+  /** Removes a key's record, every image file of that key, and its variants (their fate is their source's). */
   async remove(key: string): Promise<void> {
     if (!KEY.test(key)) return
     const shard = join(this.root, key.slice(0, 2))
     await refuseLinks([...this.folders(), shard])
     await rm(this.recordPath(key), { force: true })
     for (const name of await readdir(shard).catch(() => [] as string[])) {
-      if (name.startsWith(`${key}-`)) await rm(join(shard, name), { force: true })
+      if (name.startsWith(`${key}-`) || name.startsWith(`${key}~`)) await rm(join(shard, name), { force: true })
+    }
+  }
+
+  variantRecordPath(source: string, key: string): string {
+    return join(this.root, source.slice(0, 2), `${source}~${key}.json`)
+  }
+
+  variantPath(record: Pick<VariantRecord, 'source' | 'key' | 'sha256' | 'ext'>): string {
+    return join(this.root, record.source.slice(0, 2), `${record.source}~${record.key}-${record.sha256.slice(0, 16)}.${record.ext}`)
+  }
+
+  getVariant(source: string, key: string): Promise<VariantHit | undefined> {
+    return this.io(async () => {
+      if (!KEY.test(source) || !KEY.test(key)) return undefined
+      const record = await this.readVariantRecord(source, key)
+      if (!record) return undefined
+      const file = this.variantPath(record)
+      const info = await stat(file).catch(() => undefined)
+      if (info?.isFile() && info.size === record.size) {
+        // The originals' rule (check()): a recorded mtime is trusted, anything else is re-hashed and then trusted again.
+        if (Math.abs(info.mtimeMs - record.mtimeMs) < 1) return { record, file }
+        const bytes = await readFile(file).catch(() => undefined)
+        if (bytes && sha256(bytes) === record.sha256) {
+          await utimes(file, info.atime, record.mtimeMs / 1000).catch(() => {})
+          return { record, file }
+        }
+      }
+      await this.discardVariant(record)
+      return undefined
+    })
+  }
+
+  readVariant(hit: VariantHit): Promise<Buffer | undefined> {
+    return this.io(async () => {
+      const bytes = await readFile(hit.file).catch(() => undefined)
+      if (bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256) return bytes
+      await this.discardVariant(hit.record)
+      return undefined
+    })
+  }
+
+  async putVariant(source: string, key: string, bytes: Buffer, meta: VariantMeta): Promise<VariantHit> {
+    const ext = variantExt(bytes)
+    if (!ext || !KEY.test(source) || !KEY.test(key)) throw new Error(`flux-assets: refusing to store a variant that is not a whole WebP or AVIF image (${bytes.length} bytes)`)
+    const hash = sha256(bytes)
+    const file = this.variantPath({ source, key, sha256: hash, ext })
+    await this.write(file, bytes)
+    const { mtimeMs } = await stat(file)
+    const record: VariantRecord = { version: CACHE_VERSION, key, source, ...meta, ext, size: bytes.length, sha256: hash, mtimeMs }
+    await this.write(this.variantRecordPath(source, key), Buffer.from(`${JSON.stringify(record, null, 2)}\n`))
+    return { record, file }
+  }
+
+  private async discardVariant(record: VariantRecord): Promise<void> {
+    await rm(this.variantPath(record), { force: true })
+    const current = await this.readVariantRecord(record.source, record.key)
+    if (!current || current.sha256 === record.sha256) await rm(this.variantRecordPath(record.source, record.key), { force: true })
+  }
+
+  private async readVariantRecord(source: string, key: string): Promise<VariantRecord | undefined> {
+    try {
+      const record = JSON.parse(await readFile(this.variantRecordPath(source, key), 'utf8')) as VariantRecord
+      const ok =
+        record.version === CACHE_VERSION &&
+        record.key === key &&
+        record.source === source &&
+        KEY.test(record.sha256) &&
+        (record.ext === 'webp' || record.ext === 'avif') &&
+        Number.isSafeInteger(record.size) &&
+        record.size > 0 &&
+        Number.isSafeInteger(record.width) &&
+        Number.isSafeInteger(record.height) &&
+        typeof record.mtimeMs === 'number'
+      return ok ? record : undefined
+    } catch {
+      return undefined
     }
   }
 
