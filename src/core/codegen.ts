@@ -1,16 +1,80 @@
+import type { OutputImage, Picture, PictureFile } from './emit'
 import type { AssetRecord, CacheHit, RunSummary } from './types'
+import type { Blur } from './variants'
 
 export const VIRTUAL_ID = 'virtual:flux-assets'
 export const FLUX_QUERY = /\?flux$/
 
-/** The `?flux` module: the script with each asset value replaced by `{ id, prompt, url, width, height, placeholder }`. */
-export function fluxModuleCode(data: unknown, records: AssetRecord[], urls: string[]): string {
-  const tokens = records.map((_, i) => `__FLUX_URL_${i}_${Math.random().toString(36).slice(2)}__`)
-  records.forEach((r, i) => setAt(data, r.pointer, { id: r.id, prompt: r.prompt, url: tokens[i], width: r.width, height: r.height, placeholder: r.placeholder }))
+/** A JS expression (an emitted file's URL as the bundler resolves it), as opposed to a string to quote. */
+export interface Expr {
+  js: string
+}
+
+/** What markup needs of one record, with each file's URL as `U`: a JS expression in modules, a file name in the manifest. */
+export interface PictureFields<U> {
+  /** The fallback: the original image (or the placeholder SVG), for `<img src>`. */
+  src: U
+  /** Every file: the web variants, then the fallback. */
+  variants: Array<{ format: PictureFile['format']; width: number; height: number; url: U; bytes: number }>
+  /** `url 480w, url 960w` per format, the fallback's format included. */
+  srcset: Partial<Record<PictureFile['format'], U>>
+  /** `<source>` elements for `<picture>`, best format first (AVIF, then WebP); the fallback is the `<img>`. */
+  sources: Array<{ type: string; srcset: U }>
+  /** `null` when `blur: false` or `formats: []`. */
+  blur: Blur | null
+}
+
+const SOURCE_ORDER = ['avif', 'webp'] as const
+const TYPES: Record<string, string> = { avif: 'image/avif', webp: 'image/webp' }
+
+/** A picture's markup fields; `join` concatenates URLs and text into one `U` (a srcset). */
+export function pictureFields<U>(p: Picture, url: (image: OutputImage) => U, join: (parts: Array<U | string>) => U): PictureFields<U> {
+  const srcset: Partial<Record<PictureFile['format'], U>> = {}
+  for (const format of new Set(p.files.map(f => f.format))) {
+    const files = p.files.filter(f => f.format === format).sort((a, b) => a.width - b.width)
+    srcset[format] = join(files.flatMap((f, i) => [...(i ? [', '] : []), url(f.image), ` ${f.width}w`]))
+  }
+  return {
+    src: url(p.src),
+    variants: p.files.map(f => ({ format: f.format, width: f.width, height: f.height, url: url(f.image), bytes: f.image.bytes })),
+    srcset,
+    sources: SOURCE_ORDER.filter(f => p.files.some(x => x.format === f && x.image !== p.src)).map(f => ({ type: TYPES[f]!, srcset: srcset[f]! })),
+    blur: p.blur,
+  }
+}
+
+/** JS expressions of a picture: each URL the bundler's expression, each srcset a concatenation of them. */
+export function pictureExprs(p: Picture, url: (image: OutputImage) => string): PictureFields<Expr> {
+  return pictureFields<Expr>(
+    p,
+    image => ({ js: url(image) }),
+    parts => ({ js: parts.map(x => (typeof x === 'string' ? JSON.stringify(x) : `(${x.js})`)).join(' + ') }),
+  )
+}
+
+/** A value as JS: an Expr as its code, everything else as JSON. */
+function toJs(value: unknown): string {
+  if (value && typeof value === 'object' && 'js' in value && Object.keys(value).length === 1) return (value as Expr).js
+  if (Array.isArray(value)) return `[${value.map(toJs).join(', ')}]`
+  if (value && typeof value === 'object') return `{ ${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${toJs(v)}`).join(', ')} }`
+  return JSON.stringify(value)
+}
+
+/**
+ * The `?flux` module: the script with each asset value replaced by `{ id, prompt, url, width, height, placeholder }`
+ * and its picture: `src`, `variants`, `srcset`, `sources`, `blur` (PictureFields).
+ */
+export function fluxModuleCode(data: unknown, records: AssetRecord[], pictures: Array<PictureFields<Expr>>): string {
+  const tokens = records.map((_, i) => `__FLUX_ASSET_${i}_${Math.random().toString(36).slice(2)}__`)
+  records.forEach((r, i) => setAt(data, r.pointer, tokens[i]))
   // JSON is not quite JS: in an object literal `"__proto__": x` sets the prototype instead of a key. A computed key
   // defines an own property. Pretty-printed, a key is the only place `"__proto__":` can start a line.
   let code = JSON.stringify(data, null, 2).replace(/^(\s*)"__proto__":/gm, '$1["__proto__"]:')
-  tokens.forEach((token, i) => (code = code.replace(JSON.stringify(token), () => urls[i]!)))
+  records.forEach((r, i) => {
+    const p = pictures[i]!
+    const value = { id: r.id, prompt: r.prompt, url: p.src, width: r.width, height: r.height, placeholder: r.placeholder, ...p }
+    code = code.replace(JSON.stringify(tokens[i]), () => toJs(value))
+  })
   return `export default ${code}\n`
 }
 
@@ -18,11 +82,12 @@ export function fluxModuleCode(data: unknown, records: AssetRecord[], urls: stri
  * `virtual:flux-assets`: the manifest entries grouped by script, each with its `url`, its `model` and its `cost` (the
  * cache record's estimate, `null` when unknown or a placeholder); and, as `summary`, the build's counts (summarize()'s).
  */
-export function virtualModuleCode(records: AssetRecord[], urls: string[], hits: ReadonlyMap<string, CacheHit> = new Map(), summary?: RunSummary): string {
+export function virtualModuleCode(records: AssetRecord[], pictures: Array<PictureFields<Expr>>, hits: ReadonlyMap<string, CacheHit> = new Map(), summary?: RunSummary): string {
   const byScript = new Map<string, string[]>()
   records.forEach((r, i) => {
     const cost = hits.get(r.key)?.record.cost
-    const entry = `{ pointer: ${JSON.stringify(r.pointer)}, id: ${JSON.stringify(r.id)}, prompt: ${JSON.stringify(r.prompt)}, key: ${JSON.stringify(r.key)}, url: ${urls[i]}, width: ${r.width}, height: ${r.height}, placeholder: ${r.placeholder}, model: ${JSON.stringify(r.settings.model)}, cost: ${!r.placeholder && typeof cost === 'number' ? cost : null} }`
+    const p = pictures[i]!
+    const entry = toJs({ pointer: r.pointer, id: r.id, prompt: r.prompt, key: r.key, url: p.src, width: r.width, height: r.height, placeholder: r.placeholder, model: r.settings.model, cost: !r.placeholder && typeof cost === 'number' ? cost : null, ...p })
     byScript.set(r.script, [...(byScript.get(r.script) ?? []), entry])
   })
   const body = [...byScript].map(([script, entries]) => `  ${JSON.stringify(script)}: [\n    ${entries.join(',\n    ')}\n  ]`).join(',\n')

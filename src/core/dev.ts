@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { placeholderBlur, type Picture } from './emit'
 import type { Store } from './store'
 import { MIME_TYPES } from './image'
 import { placeholderSvg } from './placeholder'
-import type { AssetRecord } from './types'
+import type { AssetRecord, TransformSettings } from './types'
+import { MIME, targetsOf, type Variants } from './variants'
 
 export const DEV_PREFIX = '@flux-assets/'
 
@@ -19,20 +21,47 @@ export async function devImageUrl(cache: Store, record: AssetRecord, base: strin
   return JSON.stringify(`${base}${DEV_PREFIX}${record.key}.${hit.record.ext}`)
 }
 
-/** Connect middleware serving verified cache entries under `<base>@flux-assets/`. */
-export function fluxMiddleware(cache: () => Store, base: () => string) {
+/**
+ * A record's picture in dev, URLs in `fileName`: its variants (found in the cache, or made now, like a build) at
+ * `<base>@flux-assets/<key>.<width>w-q<quality>.<webp|avif>`, a URL that says how to make the variant again, so the
+ * middleware serves it from the cache or makes it on request (after a restart, a prune, a damaged file).
+ */
+export async function devPicture(cache: Store, variants: Variants, record: AssetRecord, transform: TransformSettings, base: string): Promise<Picture> {
+  const hit = record.file ? await cache.get(record.key) : undefined
+  const url = JSON.parse(await devImageUrl(cache, record, base)) as string
+  const bytes = hit ? hit.record.size : Buffer.byteLength(decodeURIComponent(url.slice(url.indexOf(',') + 1)))
+  const src = { key: record.key, fileName: url, bytes }
+  const fallback = { format: hit ? (hit.record.ext === 'jpg' ? 'jpeg' : hit.record.ext) : 'svg', width: record.width, height: record.height, image: src } as const
+  if (!hit) return { src, files: [fallback], blur: placeholderBlur(record.width, record.height) }
+  const set = await variants.of(hit, transform)
+  const files = set.variants.map(v => ({ format: v.format, width: v.width, height: v.height, image: { key: v.hit.record.key, fileName: `${base}${DEV_PREFIX}${record.key}.${v.width}w-q${v.quality}.${v.hit.record.ext}`, bytes: v.bytes } }))
+  return { src, files: [...files, fallback], blur: set.blur }
+}
+
+/** Connect middleware serving verified cache entries under `<base>@flux-assets/`, and their variants (made if missing). */
+export function fluxMiddleware(cache: () => Store, base: () => string, variants?: () => Variants) {
   return async (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => {
     const path = (req.url ?? '').split('?')[0]!
-    const match = /@flux-assets\/([0-9a-f]{64})\.(png|jpg|webp)$/.exec(path)
+    const match = /@flux-assets\/([0-9a-f]{64})(?:\.(\d{1,5})w-q(\d{1,3}))?\.(png|jpg|webp|avif)$/.exec(path)
     if (!match || !(path.startsWith(base()) || path.startsWith(`/${DEV_PREFIX}`))) return next()
     try {
       const hit = await cache().get(match[1]!)
-      const bytes = hit && (await cache().read(hit))
+      let bytes = hit && !match[2] ? await cache().read(hit) : undefined
+      let type = hit && MIME_TYPES[hit.record.ext]
+      if (hit && match[2] && variants && (match[4] === 'webp' || match[4] === 'avif')) {
+        // The variant this URL names: at most the source's width (targetsOf), at the quality asked for.
+        const format = match[4]
+        const quality = Math.min(100, Math.max(1, Number(match[3])))
+        const [target] = targetsOf(hit.record.width ?? hit.record.settings.width, hit.record.height ?? hit.record.settings.height, { formats: [format], widths: [Number(match[2])], quality: { webp: quality, avif: quality }, blur: false })
+        const variant = await variants().one(hit, target!)
+        bytes = await cache().readVariant(variant.hit)
+        type = MIME[format]
+      }
       if (!bytes) {
         res.statusCode = 404
         return res.end('flux-assets: not in the cache')
       }
-      res.setHeader('Content-Type', MIME_TYPES[hit!.record.ext]!)
+      res.setHeader('Content-Type', type!)
       res.setHeader('Content-Length', bytes.length)
       // The URL is the content's key: it never changes meaning.
       res.setHeader('Cache-Control', 'public, max-age=31536000, immutable')

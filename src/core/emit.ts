@@ -1,8 +1,9 @@
 import { FluxError } from './errors'
-import { placeholderSvg } from './placeholder'
+import { PLACEHOLDER_COLOR, placeholderSvg } from './placeholder'
 import { sha256 } from './key'
 import type { Store } from './store'
 import type { AssetRecord, CacheHit } from './types'
+import type { Blur, VariantSet } from './variants'
 
 /** One image as the bundle ships it. */
 export interface OutputImage {
@@ -11,6 +12,24 @@ export interface OutputImage {
   fileName: string
   /** What the bundler's emitFile returned (Rollup-like bundlers: a reference for `import.meta.ROLLUP_FILE_URL_`). */
   ref?: string
+  /** Its size in bytes. */
+  bytes: number
+}
+
+/** One file of a record's `<picture>`: a web variant, or the original (or placeholder SVG) that is the fallback. */
+export interface PictureFile {
+  format: 'webp' | 'avif' | 'jpeg' | 'png' | 'svg'
+  width: number
+  height: number
+  image: OutputImage
+}
+
+/** What a record ships: its original (the fallback `src`), its web variants, the fallback last, and its blur. */
+export interface Picture {
+  src: OutputImage
+  /** The web variants in the order of `formats` then `widths`, then the fallback. */
+  files: PictureFile[]
+  blur: Blur | null
 }
 
 /** How a build ships files: the bundler's own emitFile and asset URLs (Vite base, webpack publicPath). */
@@ -53,6 +72,8 @@ export type Repair = (record: AssetRecord) => Promise<{ record: AssetRecord; hit
 
 export class Emitter {
   private readonly images = new Map<string, Promise<OutputImage>>()
+  /** Web variants emitted this build, by variant key. */
+  private readonly variants = new Map<string, Promise<OutputImage>>()
 
   constructor(
     private readonly store: Store,
@@ -66,9 +87,32 @@ export class Emitter {
     return image
   }
 
-  /** The file name of each record's image, by key (`fileOf`: the bundler's final name); every record must have been emitted. */
-  async fileNames(records: AssetRecord[], fileOf: (image: OutputImage) => string = image => image.fileName): Promise<Map<string, string>> {
-    return new Map(await Promise.all(records.map(async r => [r.key, fileOf(await this.images.get(r.key)!)] as const)))
+  /**
+   * A record's picture: its image (above) as the fallback, after the web variants `set` holds (variants.ts made or
+   * found them in the cache), each emitted once per build, by name like the originals. A placeholder has one file:
+   * its SVG, and a flat blur colour.
+   */
+  async picture(record: AssetRecord, out: BuildOutput, set: VariantSet, hit?: CacheHit): Promise<Picture> {
+    const src = await this.image(record, out, hit)
+    const fallback: PictureFile = { format: formatOf(src.fileName), width: record.width, height: record.height, image: src }
+    if (record.placeholder) return { src, files: [fallback], blur: placeholderBlur(record.width, record.height) }
+    const files = await Promise.all(
+      set.variants.map(async v => {
+        let image = this.variants.get(v.hit.record.key)
+        if (!image) this.variants.set(v.hit.record.key, (image = this.emitVariant(record, v.hit.record.ext, v.width, v.hit, out)))
+        return { format: v.format, width: v.width, height: v.height, image: await image }
+      }),
+    )
+    return { src, files: [...files, fallback], blur: set.blur }
+  }
+
+  private async emitVariant(record: AssetRecord, ext: string, width: number, hit: VariantSet['variants'][number]['hit'], out: BuildOutput): Promise<OutputImage> {
+    const bytes = await this.store.readVariant(hit)
+    if (!bytes) throw new FluxError('FLUX_CACHE_CHANGED', `${record.script}: ${record.id}: a cached ${ext} variant changed on disk during the build; run the build again`)
+    const dir = out.assetsDir.replace(/^\/+|\/+$/g, '')
+    const name = `${slug(record.id)}-${width}.${ext}`
+    const fileName = `${dir ? `${dir}/` : ''}${slug(record.id)}-${width}-${hit.record.sha256.slice(0, 8)}.${ext}`
+    return { key: hit.record.key, fileName, bytes: bytes.length, ref: out.emitFile({ fileName, name }, bytes) }
   }
 
   private async emit(record: AssetRecord, out: BuildOutput, known?: CacheHit): Promise<OutputImage> {
@@ -95,6 +139,18 @@ export class Emitter {
     const hash = bytes ? hit!.record.sha256 : sha256(source)
     const fileName = `${dir ? `${dir}/` : ''}${slug(record.id)}-${hash.slice(0, 8)}.${ext}`
     // The bytes are the bundler's from here: keeping them (for the rest of the build) would hold every image twice.
-    return { key: record.key, fileName, ref: out.emitFile({ fileName, name: `${slug(record.id)}.${ext}` }, source) }
+    const size = typeof source === 'string' ? Buffer.byteLength(source) : source.byteLength
+    return { key: record.key, fileName, bytes: size, ref: out.emitFile({ fileName, name: `${slug(record.id)}.${ext}` }, source) }
   }
+}
+
+function formatOf(fileName: string): PictureFile['format'] {
+  const ext = fileName.slice(fileName.lastIndexOf('.') + 1)
+  return ext === 'jpg' ? 'jpeg' : (ext as PictureFile['format'])
+}
+
+/** A placeholder's blur: its flat background colour, and that colour as a tiny SVG data URL. */
+export function placeholderBlur(width: number, height: number): Blur {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="${PLACEHOLDER_COLOR}"/></svg>`
+  return { color: PLACEHOLDER_COLOR, dataURL: `data:image/svg+xml,${encodeURIComponent(svg)}` }
 }

@@ -113,6 +113,9 @@ interface Show {
  * and at the bottom a "placeholder" badge with the reason. Every line fits inside the image; a prompt too long for
  * the smallest font size ends with "…", and on small images the reason, the badge and the header give way in turn.
  */
+/** The placeholder's background, flat: between its gradient's two stops. Its `blur` colour. */
+export const PLACEHOLDER_COLOR = '#2c3a4f'
+
 export function placeholderSvg(id: string, prompt: string, width: number, height: number, reason: string): string {
   const w = width
   const h = height

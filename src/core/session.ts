@@ -2,17 +2,18 @@ import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
-import { FLUX_QUERY, fluxModuleCode, virtualModuleCode } from './codegen'
-import { devImageUrl } from './dev'
-import { type BuildOutput, Emitter, type OutputImage } from './emit'
+import { type Expr, FLUX_QUERY, fluxModuleCode, type PictureFields, pictureExprs, pictureFields, virtualModuleCode } from './codegen'
+import { devPicture } from './dev'
+import { type BuildOutput, Emitter, type OutputImage, type Picture } from './emit'
 import { createEngine, type Engine } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
-import { resolveOptions } from './options'
+import { resolveOptions, transformOf } from './options'
 import { findScripts, parseScript } from './scan'
 import { formatSummary } from './summary'
 import { writeScriptTypes } from './typegen'
-import type { AssetRecord, CacheHit, FluxAssetsOptions, Logger, RunSummary } from './types'
+import type { AssetRecord, CacheHit, FluxAssetsOptions, Logger, RunSummary, TransformSettings } from './types'
+import { Variants, type VariantSet, type VariantsHooks } from './variants'
 
 /** Where `?flux` URLs point: the build's emitted files, or (Vite dev) the cache route under the server's base. */
 export type Target = BuildOutput | { devBase: string }
@@ -33,6 +34,8 @@ export class BuildSession {
   private hits = new Map<string, CacheHit>()
   /** This build's emitted images (each build emits its own). */
   private emitter: Emitter | undefined
+  /** Web variants of the cached images (variants.ts): one per plugin instance, so one encode pool. */
+  private variantStage: Variants | undefined
   /** The current build's startBuild: loads wait for it, and fail with it when it failed. */
   private building: Promise<unknown> | undefined
   /** Aborted by cancel(): the bundler gave up on the build (watch mode closed), so its API calls stop. */
@@ -41,6 +44,8 @@ export class BuildSession {
   constructor(
     private readonly user: FluxAssetsOptions,
     private readonly logger?: Logger,
+    /** Tests: count the encodes of the variants stage. */
+    private readonly variantHooks?: VariantsHooks,
   ) {}
 
   /** Creates the engine once the bundler has told us its root and output folder (and whether it is a dev server). */
@@ -53,6 +58,11 @@ export class BuildSession {
 
   get root(): string {
     return this.need().options.root
+  }
+
+  /** The variants stage, over the engine's store. */
+  get variants(): Variants {
+    return (this.variantStage ??= new Variants(this.need().store, this.variantHooks))
   }
 
   /**
@@ -72,10 +82,12 @@ export class BuildSession {
   private async runBuild(out: BuildOutput): Promise<string> {
     this.records.clear()
     this.emitter = this.newEmitter()
+    // A new build looks in the cache again: a variant damaged since the last one is made again from its source.
+    this.variants.reset()
     const summary = await this.generateAll()
     const records = this.allRecords()
-    await Promise.all(records.map(r => this.emit(r, out)))
-    if (!out.deferManifest) out.emitFile({ fileName: MANIFEST_FILE }, await this.manifest(records))
+    await Promise.all(records.map(r => this.picture(r, out)))
+    if (!out.deferManifest) out.emitFile({ fileName: MANIFEST_FILE }, await this.manifest(records, undefined, out))
     return summary
   }
 
@@ -93,7 +105,7 @@ export class BuildSession {
   async fluxModule(file: string, target: Target): Promise<string> {
     await this.building
     const { data, records } = await this.recordsFor(file)
-    return devNotice(records, target) + fluxModuleCode(data, records, await this.urls(records, target))
+    return devNotice(records, target) + fluxModuleCode(data, records, await this.pictures(records, target))
   }
 
   /** `virtual:flux-assets`. In dev no build ran first: the scripts are scanned (and generated) now. */
@@ -105,7 +117,7 @@ export class BuildSession {
       if (this.summary!.generated || this.summary!.failed) this.need().options.logger.info(line)
     }
     const records = this.allRecords()
-    return devNotice(records, target) + virtualModuleCode(records, await this.urls(records, target), this.hits, this.summary)
+    return devNotice(records, target) + virtualModuleCode(records, await this.pictures(records, target), this.hits, this.summary)
   }
 
   /** Discovers every script and makes sure every image exists. Returns the summary line. */
@@ -173,11 +185,6 @@ export class BuildSession {
     return [...this.records.values()]
   }
 
-  private emit(record: AssetRecord, out: BuildOutput) {
-    this.emitter ??= this.newEmitter()
-    return this.emitter.image(record, out, this.hits.get(record.key))
-  }
-
   /** This build's emitter; an entry found damaged while emitting is made again through the engine (see repair). */
   private newEmitter(): Emitter {
     return new Emitter(this.need().store, record => this.repair(record))
@@ -201,19 +208,42 @@ export class BuildSession {
     return { record: fresh, hit }
   }
 
-  /** The URL expression of each record, in order. */
-  private urls(records: AssetRecord[], target: Target): Promise<string[]> {
-    if ('devBase' in target) return Promise.all(records.map(r => devImageUrl(this.need().store, r, target.devBase)))
-    return Promise.all(records.map(async r => target.url(await this.emit(r, target))))
+  /** A record's variant settings: its script's over the global ones. */
+  transformOf(record: AssetRecord): TransformSettings {
+    const global = this.need().options.transform
+    return record.transform ? transformOf(record.transform, global) : global
+  }
+
+  /** A record's picture, emitted (once per build): its image, its variants (cached or made now), its blur. */
+  private async picture(record: AssetRecord, out: BuildOutput): Promise<Picture> {
+    this.emitter ??= this.newEmitter()
+    let hit = record.file ? this.hits.get(record.key) : undefined
+    if (record.file && !hit) hit = await this.need().store.get(record.key)
+    const set: VariantSet = hit ? await this.variants.of(hit, this.transformOf(record)) : { variants: [], blur: null }
+    return this.emitter.picture(record, out, set, hit)
+  }
+
+  /** The picture of each record, in order, as JS expressions (the bundler's URLs, or the dev server's). */
+  private pictures(records: AssetRecord[], target: Target): Promise<Array<PictureFields<Expr>>> {
+    const url = (image: OutputImage) => ('devBase' in target ? JSON.stringify(image.fileName) : target.url(image))
+    return Promise.all(
+      records.map(async r => {
+        const picture = 'devBase' in target ? await devPicture(this.need().store, this.variants, r, this.transformOf(r), target.devBase) : await this.picture(r, target)
+        return pictureExprs(picture, url)
+      }),
+    )
   }
 
   /**
    * `flux-assets.json` of this build's records (every one emitted). `fileOf` gives an image's final file name where
    * the bundler chose it (Rollup-likes, after the build's start); default: the name we emitted it at.
    */
-  async manifest(records: AssetRecord[], fileOf?: (image: OutputImage) => string): Promise<string> {
+  async manifest(records: AssetRecord[], fileOf: (image: OutputImage) => string = image => image.fileName, out?: BuildOutput): Promise<string> {
     this.emitter ??= this.newEmitter()
-    return manifestJson(records, await this.emitter.fileNames(records, fileOf))
+    const target = out ?? NO_OUTPUT
+    const pictures = await Promise.all(records.map(r => this.picture(r, target)))
+    const files = new Map(pictures.map((p, i) => [records[i]!.key, fileOf(p.src)]))
+    return manifestJson(records, files, pictures.map(p => pictureFields(p, fileOf, parts => parts.map(x => x).join(''))))
   }
 
   async close(): Promise<void> {
@@ -239,6 +269,15 @@ export class BuildSession {
     if (!this.engine) throw new FluxError('FLUX_NOT_CONFIGURED', 'flux-assets: the plugin was used before the bundler configured it')
     return this.engine
   }
+}
+
+/** For the manifest, whose records were all emitted by the build's start: the emitter's memo answers, nothing is emitted. */
+const NO_OUTPUT: BuildOutput = {
+  assetsDir: '',
+  emitFile: () => {
+    throw new FluxError('FLUX_NOT_EMITTED', 'flux-assets: the manifest named an image the build did not emit')
+  },
+  url: () => '',
 }
 
 /** How long a script must be still (no write) before the dev server pays for its new prompts. */

@@ -158,8 +158,9 @@ export async function checkBuild(p: Project, built: Built, { placeholders = fals
 
   const outputs = new Set(await listFiles(built.outDir))
   const fileOfKey = new Map<string, string>()
+  const variantFiles = new Set<string>()
   for (const entry of entries) {
-    expect(Object.keys(entry).sort()).toEqual(['file', 'height', 'id', 'key', 'placeholder', 'pointer', 'prompt', 'script', 'width'])
+    expect(Object.keys(entry).sort()).toEqual(['blur', 'file', 'height', 'id', 'key', 'placeholder', 'pointer', 'prompt', 'script', 'sources', 'src', 'srcset', 'variants', 'width'])
     expect(entry.placeholder).toBe(placeholders)
     expect(entry.key).toMatch(/^[0-9a-f]{64}$/)
     const slug = entry.id === 'Logo Mark!' ? 'logo-mark' : entry.id
@@ -170,18 +171,21 @@ export async function checkBuild(p: Project, built: Built, { placeholders = fals
     if (hash === 'sha') expect(entry.file, 'named by the hash of its bytes').toContain(`-${sha256(bytes).slice(0, 8)}.`)
     if (placeholders) expect(bytes.toString('utf8')).toContain('<svg')
     else expect(entry.file.endsWith(`.${verifyImage(bytes)}`)).toBe(true)
+    await checkPicture(built, entry, bytes.length, placeholders)
+    for (const v of entry.variants) variantFiles.add(v.file)
     // One key, one file; another key, another file.
     expect(fileOfKey.get(entry.key) ?? entry.file).toBe(entry.file)
     fileOfKey.set(entry.key, entry.file)
   }
   expect(new Set(fileOfKey.values()).size).toBe(new Set(expected.map(e => e.prompt)).size)
-  // No stray images: exactly one file per unique prompt.
-  const images = [...outputs].filter(f => /\.(jpg|png|webp|svg)$/.test(f) && !leftovers.includes(f))
-  expect(images.sort()).toEqual([...fileOfKey.values()].sort())
+  // No stray images: exactly the files of the entries' pictures (the original, and its WebP unless a placeholder).
+  const images = [...outputs].filter(f => /\.(jpg|png|webp|avif|svg)$/.test(f) && !leftovers.includes(f))
+  expect(images.sort()).toEqual([...variantFiles].sort())
+  expect(variantFiles.size).toBe(fileOfKey.size * (placeholders ? 1 : 2))
 
   const text = await readFile(built.bundle, 'utf8')
   // The name, not the path: a relative base resolves from the chunk's own folder.
-  for (const file of fileOfKey.values()) expect(text, `bundle mentions ${file}`).toContain(file.split('/').pop())
+  for (const file of variantFiles) expect(text, `bundle mentions ${file}`).toContain(file.split('/').pop())
   const app = await runBundle(built.bundle, built.kind)
   const original = (rel: string) => readFile(p.path(rel), 'utf8').then(JSON.parse)
   expect(app.plain).toEqual(await original('src/scenes/intro.script.json'))
@@ -191,15 +195,57 @@ export async function checkBuild(p: Project, built: Built, { placeholders = fals
     expect(data.title).toBe(source.title)
     expect(data.visual_track.map((s: any) => s.text)).toEqual(source.visual_track.map((s: any) => s.text))
     for (const e of entries.filter(e => e.script === script)) {
-      expect(at(data, e.pointer)).toEqual({ id: e.id, prompt: e.prompt, url: built.urlOf(e.file), width: e.width, height: e.height, placeholder: e.placeholder })
+      expect(at(data, e.pointer)).toEqual({ id: e.id, prompt: e.prompt, url: built.urlOf(e.file), width: e.width, height: e.height, placeholder: e.placeholder, ...pictureAsUrls(e, built.urlOf) })
     }
   }
   expect(Object.keys(app.scripts).sort()).toEqual([...new Set(expected.map(e => e.script))])
   for (const e of entries) {
     // model and cost are build-time facts the manifest does not have: session.test.ts checks their values.
-    expect(app.scripts[e.script]).toContainEqual({ pointer: e.pointer, id: e.id, prompt: e.prompt, key: e.key, url: built.urlOf(e.file), width: e.width, height: e.height, placeholder: e.placeholder, model: expect.any(String), cost: placeholders ? null : expect.any(Number) })
+    expect(app.scripts[e.script]).toContainEqual({ pointer: e.pointer, id: e.id, prompt: e.prompt, key: e.key, url: built.urlOf(e.file), width: e.width, height: e.height, placeholder: e.placeholder, model: expect.any(String), cost: placeholders ? null : expect.any(Number), ...pictureAsUrls(e, built.urlOf) })
   }
   return manifest
+}
+
+type Entry = Manifest['entries'][number]
+
+/**
+ * An entry's picture at the default settings: the original as the fallback `src`, one WebP at the image's own size
+ * (emitted, a whole WebP of the bytes it says) and a blur under 1 KB; a placeholder: its SVG alone, a flat colour.
+ */
+async function checkPicture(built: Built, entry: Entry, originalBytes: number, placeholder: boolean): Promise<void> {
+  const fallback = { format: placeholder ? 'svg' : entry.file.endsWith('.png') ? 'png' : 'jpeg', width: entry.width, height: entry.height, file: entry.file, bytes: originalBytes }
+  expect(entry.src).toBe(entry.file)
+  if (placeholder) {
+    expect(entry.variants).toEqual([fallback])
+    expect(entry.sources).toEqual([])
+    expect(entry.srcset).toEqual({ svg: `${entry.file} ${entry.width}w` })
+    expect(entry.blur).toEqual({ color: '#2c3a4f', dataURL: expect.stringMatching(/^data:image\/svg\+xml,/) })
+    return
+  }
+  const [webp, last] = entry.variants
+  expect(entry.variants).toHaveLength(2)
+  expect(last).toEqual(fallback)
+  expect(webp).toEqual({ format: 'webp', width: entry.width, height: entry.height, file: expect.stringMatching(/\.webp$/), bytes: expect.any(Number) })
+  const bytes = await readFile(join(built.outDir, webp!.file))
+  expect(bytes.toString('latin1', 8, 12)).toBe('WEBP')
+  expect(bytes.length).toBe(webp!.bytes)
+  expect(entry.srcset).toEqual({ webp: `${webp!.file} ${entry.width}w`, [fallback.format]: `${entry.file} ${entry.width}w` })
+  expect(entry.sources).toEqual([{ type: 'image/webp', srcset: entry.srcset.webp }])
+  expect(entry.blur!.color).toMatch(/^#[0-9a-f]{6}$/)
+  expect(entry.blur!.dataURL).toMatch(/^data:image\/webp;base64,/)
+  expect(entry.blur!.dataURL.length).toBeLessThan(1024)
+}
+
+/** An entry's picture fields as the bundle's modules give them: every file name as the URL the bundle resolves it to. */
+export function pictureAsUrls(e: Entry, urlOf: (file: string) => string) {
+  const srcset = (s: string) => s.split(', ').map(part => part.replace(/^(\S+)/, file => urlOf(file))).join(', ')
+  return {
+    src: urlOf(e.src),
+    variants: e.variants.map(({ file, ...v }) => ({ ...v, url: urlOf(file) })),
+    srcset: Object.fromEntries(Object.entries(e.srcset).map(([k, v]) => [k, srcset(v!)])),
+    sources: e.sources.map(x => ({ ...x, srcset: srcset(x.srcset) })),
+    blur: e.blur,
+  }
 }
 
 /** The build's error message, whatever shape the bundler gives it. */
@@ -285,7 +331,8 @@ export async function checkWatchEdit(p: Project, built: () => Promise<Built>, ne
   expect(p.fake.stats.generations).toBe(UNIQUE + 1)
   const changed = (e: Manifest['entries'][number]) => e.script === change.script && e.id === change.id
   const old = before.entries.find(changed)!.file
-  const after = await checkBuild(p, await built(), { edited: change, leftovers: [old] })
+  // Rollup-likes do not empty the output dir: the old image and its variants stay beside the new ones.
+  const after = await checkBuild(p, await built(), { edited: change, leftovers: before.entries.find(changed)!.variants.map(v => v.file) })
   expect(after.entries.find(changed)!.file).not.toBe(old)
   expect(after.entries.filter(e => !changed(e))).toEqual(before.entries.filter(e => !changed(e)))
 }

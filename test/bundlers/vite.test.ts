@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { ViteDevServer } from 'vite'
@@ -127,7 +127,8 @@ for (const { label, vite: V } of VITES) {
         const main = await (await fetch(`${origin(server)}/sub/src/main.js`)).text()
         const imported = /from "([^"]*intro\.script\.json[^"]*flux[^"]*)"/.exec(main)![1]!
         const code = await (await fetch(`${origin(server)}${imported}`)).text()
-        expect(code.match(/"\/sub\/@flux-assets\/[0-9a-f]{64}\.(jpg|png)"/g)).toHaveLength(3)
+        // Each original as `url` and `src` (and in `variants` and `srcset`): three images.
+        expect(new Set(code.match(/"\/sub\/@flux-assets\/[0-9a-f]{64}\.(jpg|png)"/g))).toHaveProperty('size', 3)
         assets = await introAssets(server, '/sub/')
         expect(assets.map(a => a.prompt).sort()).toEqual(['A businessman in a suit', 'A glass office at dawn', 'A minimal fox logo'])
         for (const a of assets) {
@@ -152,6 +153,43 @@ for (const { label, vite: V } of VITES) {
         }
         expect((await introAssets(server, '/sub/')).map(a => a.url)).toEqual(assets.map(a => a.url))
         expect(p.fake.stats.generations).toBe(UNIQUE)
+      } finally {
+        await server.close()
+      }
+    })
+
+    it('serves the WebP variants and blur a build ships, from the cache, making a missing one on request', async () => {
+      const p = await createProject('vite-dev-variants')
+      const server = await start(p)
+      try {
+        const mod = (await server.ssrLoadModule('/src/scenes/intro.script.json?flux')) as { default: any }
+        const office = mod.default.visual_track[0].assets.office
+        const webp = office.variants[0]
+        expect(webp).toEqual({ format: 'webp', width: 256, height: 256, url: `/@flux-assets/${office.url.slice(14, 78)}.256w-q75.webp`, bytes: expect.any(Number) })
+        expect(office.sources).toEqual([{ type: 'image/webp', srcset: `${webp.url} 256w` }])
+        expect(office.blur.dataURL).toMatch(/^data:image\/webp;base64,/)
+        const get = async (url: string) => {
+          const res = await fetch(`${origin(server)}${url}`)
+          return { status: res.status, type: res.headers.get('content-type'), bytes: Buffer.from(await res.arrayBuffer()) }
+        }
+        const served = await get(webp.url)
+        expect(served).toMatchObject({ status: 200, type: 'image/webp' })
+        expect(served.bytes.length).toBe(webp.bytes)
+        // Variants gone from the cache (a prune, a new machine): the URL makes its variant again, with no API call.
+        const cache = new FileStore(p.path('.flux-cache'))
+        const shard = join(cache.root, office.url.slice(14, 16))
+        const isVariant = (f: string) => f.includes('~')
+        for (const f of (await listFiles(shard)).filter(isVariant)) await rm(join(shard, f))
+        const calls = p.fake.stats.generationRequests
+        const again = await get(webp.url)
+        expect(again).toMatchObject({ status: 200, type: 'image/webp' })
+        expect(again.bytes.equals(served.bytes)).toBe(true)
+        expect((await listFiles(shard)).filter(isVariant).length).toBeGreaterThan(0)
+        // Another width than the script's (a URL edited by hand) is made too, never wider than the image.
+        const wide = await get(webp.url.replace('.256w-', '.4000w-'))
+        expect(wide.status).toBe(200)
+        expect(p.fake.stats.generationRequests).toBe(calls)
+        expect((await get(`/@flux-assets/${'0'.repeat(64)}.256w-q75.webp`)).status).toBe(404)
       } finally {
         await server.close()
       }
