@@ -3,7 +3,8 @@ import { PLACEHOLDER_COLOR, placeholderSvg } from './placeholder'
 import { sha256 } from './key'
 import type { Store } from './store'
 import type { AssetRecord, CacheHit } from './types'
-import type { Blur, VariantSet } from './variants'
+import type { VariantHit } from './store'
+import type { Blur, Variant, VariantSet } from './variants'
 
 /** One image as the bundle ships it. */
 export interface OutputImage {
@@ -92,22 +93,28 @@ export class Emitter {
    * found them in the cache), each emitted once per build, by name like the originals. A placeholder has one file:
    * its SVG, and a flat blur colour.
    */
-  async picture(record: AssetRecord, out: BuildOutput, set: VariantSet, hit?: CacheHit): Promise<Picture> {
+  async picture(record: AssetRecord, out: BuildOutput, set: VariantSet, hit?: CacheHit, remake?: (variant: Variant) => Promise<VariantHit>): Promise<Picture> {
     const src = await this.image(record, out, hit)
     const fallback: PictureFile = { format: formatOf(src.fileName), width: record.width, height: record.height, image: src }
     if (record.placeholder) return { src, files: [fallback], blur: placeholderBlur(record.width, record.height) }
     const files = await Promise.all(
       set.variants.map(async v => {
         let image = this.variants.get(v.hit.record.key)
-        if (!image) this.variants.set(v.hit.record.key, (image = this.emitVariant(record, v.hit.record.ext, v.width, v.hit, out)))
+        if (!image) this.variants.set(v.hit.record.key, (image = this.emitVariant(record, v, out, remake)))
         return { format: v.format, width: v.width, height: v.height, image: await image }
       }),
     )
     return { src, files: [...files, fallback], blur: set.blur }
   }
 
-  private async emitVariant(record: AssetRecord, ext: string, width: number, hit: VariantSet['variants'][number]['hit'], out: BuildOutput): Promise<OutputImage> {
-    const bytes = await this.store.readVariant(hit)
+  private async emitVariant(record: AssetRecord, variant: Variant, out: BuildOutput, remake?: (variant: Variant) => Promise<VariantHit>): Promise<OutputImage> {
+    const { width } = variant
+    let hit = variant.hit
+    let bytes = await this.store.readVariant(hit)
+    // Broken on disk although its size and mtime looked right (readVariant has removed it): made again from the
+    // source, which costs an encode, never an API call.
+    if (!bytes && remake) bytes = await this.store.readVariant((hit = await remake(variant)))
+    const ext = hit.record.ext
     if (!bytes) throw new FluxError('FLUX_CACHE_CHANGED', `${record.script}: ${record.id}: a cached ${ext} variant changed on disk during the build; run the build again`)
     const dir = out.assetsDir.replace(/^\/+|\/+$/g, '')
     const name = `${slug(record.id)}-${width}.${ext}`

@@ -220,7 +220,7 @@ export class BuildSession {
     let hit = record.file ? this.hits.get(record.key) : undefined
     if (record.file && !hit) hit = await this.need().store.get(record.key)
     const set: VariantSet = hit ? await this.variants.of(hit, this.transformOf(record)) : { variants: [], blur: null }
-    return this.emitter.picture(record, out, set, hit)
+    return this.emitter.picture(record, out, set, hit, async variant => (await this.variants.one(hit!, variant)).hit)
   }
 
   /** The picture of each record, in order, as JS expressions (the bundler's URLs, or the dev server's). */

@@ -154,6 +154,9 @@ export class Variants {
     const blurKey = transform.blur ? variantKey(hit.record.sha256, blurSize) : undefined
     const found = await Promise.all(keys.map(key => this.store.getVariant(source, key)))
     let blurHit = blurKey ? await this.store.getVariant(source, blurKey) : undefined
+    // The blur's bytes go into the module: read (and verified) now, so a damaged one is simply made again below.
+    let blurBytes = blurHit && (await this.store.readVariant(blurHit))
+    if (!blurBytes) blurHit = undefined
 
     if (found.includes(undefined) || (blurKey && !blurHit)) {
       // read() checks the source against its sha256 once more: a variant is only ever made from the bytes paid for.
@@ -181,6 +184,7 @@ export class Variants {
             const small = await decoded.clone().resize(blurSize.width, blurSize.height, { fit: 'fill' }).blur(BLUR_SIGMA).webp({ quality: BLUR_QUALITY }).toBuffer()
             this.hooks.onEncode?.({ format: 'blur', width: blurSize.width })
             blurHit = await this.store.putVariant(source, blurKey, small, { ...blurSize, color: hex(dominant) })
+            blurBytes = small
           }),
         )
       }
@@ -188,13 +192,8 @@ export class Variants {
     }
 
     const variants = targets.map((t, i) => ({ ...t, bytes: found[i]!.record.size, hit: found[i]! }))
-    return { variants, blur: blurHit ? await this.blurOf(blurHit) : null }
-  }
-
-  private async blurOf(hit: VariantHit): Promise<Blur | null> {
-    const bytes = await this.store.readVariant(hit)
-    if (!bytes) throw new FluxError('FLUX_CACHE_CHANGED', `flux-assets: a cached blur placeholder of ${hit.record.source} changed on disk during the build; run the build again`)
-    return { color: hit.record.color ?? '#808080', dataURL: `data:image/webp;base64,${bytes.toString('base64')}` }
+    const blur = blurHit && blurBytes ? { color: blurHit.record.color ?? '#808080', dataURL: `data:image/webp;base64,${blurBytes.toString('base64')}` } : null
+    return { variants, blur }
   }
 }
 
