@@ -11,6 +11,28 @@ interface FluxAsset {
   height: number
   /** True when no image could be had (no API key, offline, or a failure): `url` is an SVG placeholder. */
   placeholder: boolean
+  /** The fallback for `<img src>`: the original image (the same as `url`), or the placeholder SVG. */
+  src: string
+  /** Every file of the picture: the web variants (in the order of `formats`, then `widths`), then the fallback. */
+  variants: FluxVariant[]
+  /** `url 480w, url 960w` per format, the fallback's format included (e.g. `{ webp, jpeg }`). */
+  srcset: Partial<Record<FluxVariant['format'], string>>
+  /** `<source>` elements for `<picture>`, best first (AVIF, then WebP); empty for a placeholder or `formats: []`. */
+  sources: Array<{ type: 'image/avif' | 'image/webp'; srcset: string }>
+  /**
+   * What to show while the image loads: its dominant colour and a tiny blurred WebP as a data URL (a few hundred
+   * bytes), e.g. as `background-image`. A placeholder's is a flat colour. `null` with `blur: false` or `formats: []`.
+   */
+  blur: { color: string; dataURL: string } | null
+}
+
+interface FluxVariant {
+  format: 'webp' | 'avif' | 'jpeg' | 'png' | 'svg'
+  width: number
+  height: number
+  url: string
+  /** Size of the file in bytes. */
+  bytes: number
 }
 
 interface FluxScene {

@@ -27,7 +27,14 @@ for (const [script, entries] of Object.entries(scripts)) {
 const costs: Array<{ model: string; cost: number | null }> = Object.values(scripts).flat().map(({ model, cost }) => ({ model, cost }))
 const spent: number | null = summary ? summary.estimatedCost : null
 const counts: number[] = summary ? [summary.generated, summary.cached, summary.placeholders, summary.unique, summary.assets] : []
-export { all, avatar, costs, counts, id, placeholder, spent, title }
+// The README's <picture> markup, from one record (#14).
+const a = intro.visual_track[0].assets!.avatar
+const picture = \`<picture>\${a.sources.map(s => \`<source type="\${s.type}" srcset="\${s.srcset}">\`).join('')}<img src="\${a.src}" width="\${a.width}" height="\${a.height}" style="background: \${a.blur?.color ?? 'none'} url(\${a.blur?.dataURL ?? ''}) center / cover"></picture>\`
+const webp: string | undefined = a.srcset.webp
+const files: Array<[string, number, number, string, number]> = a.variants.map(v => [v.format, v.width, v.height, v.url, v.bytes])
+const firstEntry = Object.values(scripts).flat()[0]
+const entrySources: string[] = firstEntry ? firstEntry.sources.map(s => s.srcset) : []
+export { all, avatar, costs, counts, entrySources, files, id, picture, placeholder, spent, title, webp }
 `
 
 let dir: string | undefined
