@@ -43,9 +43,11 @@ describe('BuildSession emitting', () => {
         session.virtualModule(out),
         session.fluxModule(`${root}/a.script.json`, out),
       ])
+      // Each image and its WebP (the default formats), once each.
       const images = out.emitted.filter(f => f !== MANIFEST_FILE)
-      expect(images).toHaveLength(3)
-      expect(new Set(images).size).toBe(3)
+      expect(images).toHaveLength(6)
+      expect(new Set(images).size).toBe(6)
+      expect(images.filter(f => f.endsWith('.webp'))).toHaveLength(3)
       expect(out.emitted.filter(f => f === MANIFEST_FILE)).toHaveLength(1)
 
       // A second build emits its own images again, once each.

@@ -41,7 +41,7 @@ const options = (extra: FluxAssetsOptions = {}): FluxAssetsOptions => ({ apiKey:
 describe('a misspelled option', () => {
   it('is an error at start-up naming the valid names and the closest one', () => {
     expect(() => resolveOptions({ apikey: 'x', baseurl: 'y' } as FluxAssetsOptions, '/tmp', { env: {} })).toThrow(
-      /^flux-assets: unknown option "apikey" \(did you mean "apiKey"\?\); unknown option "baseurl" \(did you mean "baseURL"\?\)\. Valid options: root, include, .*, onProgress\.$/,
+      /^flux-assets: unknown option "apikey" \(did you mean "apiKey"\?\); unknown option "baseurl" \(did you mean "baseURL"\?\)\. Valid options: root, include, .*, onProgress, formats, widths, quality, blur\.$/,
     )
     expect(() => resolveOptions({ concurency: 2 } as FluxAssetsOptions, '/tmp', { env: {} })).toThrow(/unknown option "concurency" \(did you mean "concurrency"\?\)/)
     expect(() => resolveOptions({ zzz: 1 } as FluxAssetsOptions, '/tmp', { env: {} })).toThrow(/^flux-assets: unknown option "zzz"\. Valid options:/)

@@ -143,7 +143,7 @@ describe('parseScript: requests', () => {
     expect(request!.pointer).toBe('/visual_track/0/assets/a~1b~0c')
     expect(request!.id).toBe('a/b~c')
     expect(issuesOf(scene({ 'x/y': { prompt: 'p', 'w~h': 1 } }))).toEqual([
-      ['/visual_track/0/assets/x~1y/w~0h', 'unknown key "w~h" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions)'],
+      ['/visual_track/0/assets/x~1y/w~0h', 'unknown key "w~h" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions, formats, widths, quality, blur)'],
     ])
   })
 
@@ -272,8 +272,8 @@ describe('parseScript: validation', () => {
     const { issues, requests } = parse(doc)
     expect(requests).toEqual([])
     expect(issues.map(i => [i.where, i.message])).toEqual([
-      ['/visual_track/0/assets/hero/foo', 'unknown key "foo" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions)'],
-      ['/visual_track/0/assets/hero/__proto__', 'unknown key "__proto__" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions)'],
+      ['/visual_track/0/assets/hero/foo', 'unknown key "foo" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions, formats, widths, quality, blur)'],
+      ['/visual_track/0/assets/hero/__proto__', 'unknown key "__proto__" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions, formats, widths, quality, blur)'],
     ])
   })
 
@@ -292,7 +292,7 @@ describe('parseScript: validation', () => {
       ['/visual_track/2/assets/hero/prompt', 'prompt is empty'],
       ['/visual_track/2/assets/hero/width', 'must be a multiple of 8 from 8 to 4096, got 7'],
       ['/visual_track/2/assets/hero/steps', 'must be an integer from 1 to 100, got 0'],
-      ['/visual_track/2/assets/hero/colour', 'unknown key "colour" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions)'],
+      ['/visual_track/2/assets/hero/colour', 'unknown key "colour" (allowed: prompt, width, height, steps, seed, model, guidance, negativePrompt, aspectRatio, promptUpsampling, outputFormat, providerOptions, formats, widths, quality, blur)'],
       ['/visual_track/3/assets', 'expected an object of { id: prompt }'],
     ])
     expect(issues.every(i => i.script === 'intro.script.json')).toBe(true)

@@ -304,7 +304,15 @@ export async function assertCacheConsistent(cacheDir: string): Promise<string[]>
     const file = join(root, p)
     const record = /^[0-9a-f]{2}\/([0-9a-f]{64})\.json$/.exec(p)
     const image = /^[0-9a-f]{2}\/([0-9a-f]{64})-([0-9a-f]{16})\.(png|jpg|webp)$/.exec(p)
-    if (record) {
+    // A web variant (#14): its record and its image, beside its source's and held to the same promise.
+    const variantRecord = /^[0-9a-f]{2}\/([0-9a-f]{64})~([0-9a-f]{64})\.json$/.exec(p)
+    const variantImage = /^[0-9a-f]{2}\/([0-9a-f]{64})~[0-9a-f]{64}-([0-9a-f]{16})\.(webp|avif)$/.exec(p)
+    if (variantRecord) {
+      const hit = await cache.getVariant(variantRecord[1]!, variantRecord[2]!)
+      if (!hit || !(await cache.readVariant(hit))) throw new Error(`${p}: cache.getVariant/readVariant refuse a committed variant`)
+    } else if (variantImage) {
+      if (sha256(await readFile(file)).slice(0, 16) !== variantImage[2]) throw new Error(`${p}: bytes do not match the hash in the name`)
+    } else if (record) {
       const parsed = JSON.parse(await readFile(file, 'utf8'))
       const bytes = await readFile(cache.imagePath(parsed))
       if (bytes.length !== parsed.size || sha256(bytes) !== parsed.sha256) throw new Error(`${p}: record does not match its image`)
