@@ -111,12 +111,18 @@ export interface VariantsHooks {
 export class Variants {
   private readonly work = new Map<string, Promise<VariantSet>>()
   private readonly limit: ReturnType<typeof pLimit>
+  /**
+   * Images decoded at once (each holds its raw pixels, 2.4 MB at 1024×768, until its variants are made): as many as
+   * encodes, so a cold build of 100 images holds a few decodes, not 100.
+   */
+  private readonly decodes: ReturnType<typeof pLimit>
 
   constructor(
     private readonly store: Store,
     private readonly hooks: VariantsHooks = {},
   ) {
     this.limit = pLimit(hooks.concurrency ?? availableParallelism())
+    this.decodes = pLimit(hooks.concurrency ?? availableParallelism())
   }
 
   reset(): void {
@@ -158,7 +164,7 @@ export class Variants {
     let blurBytes = blurHit && (await this.store.readVariant(blurHit))
     if (!blurBytes) blurHit = undefined
 
-    if (found.includes(undefined) || (blurKey && !blurHit)) {
+    if (found.includes(undefined) || (blurKey && !blurHit)) await this.decodes(async () => {
       // read() checks the source against its sha256 once more: a variant is only ever made from the bytes paid for.
       const bytes = await this.store.read(hit)
       if (!bytes) throw new FluxError('FLUX_CACHE_CHANGED', `flux-assets: the cached image ${source} changed on disk during the build; run the build again`)
@@ -189,7 +195,7 @@ export class Variants {
         )
       }
       await Promise.all(jobs)
-    }
+    })
 
     const variants = targets.map((t, i) => ({ ...t, bytes: found[i]!.record.size, hit: found[i]! }))
     const blur = blurHit && blurBytes ? { color: blurHit.record.color ?? '#808080', dataURL: `data:image/webp;base64,${blurBytes.toString('base64')}` } : null
