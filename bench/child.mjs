@@ -100,7 +100,8 @@ const tasks = {
     const { logs, logger } = quietLogger()
     if (args.plugin) {
       const { default: flux } = await load('vite.js')
-      plugins.push(flux({ cacheDir: args.cacheDir, offline: true, logger }))
+      // args.flux: more plugin options (the variants scenario: formats, widths).
+      plugins.push(flux({ cacheDir: args.cacheDir, offline: true, logger, ...args.flux }))
     }
     const imported = performance.now()
     await build({ root: args.root, configFile: false, logLevel: 'silent', build: { outDir: args.outDir, emptyOutDir: true, ...args.build }, plugins })
@@ -108,6 +109,58 @@ const tasks = {
     let placeholders = 0
     if (args.plugin) placeholders = JSON.parse(await readFile(join(args.outDir, 'flux-assets.json'), 'utf8')).entries.filter((/** @type {any} */ e) => e.placeholder).length
     return { buildMs, importMs: imported - started, placeholders, warnings: logs.warnings.length }
+  },
+
+  /**
+   * sharp alone, the way the variants stage uses it (decode once to raw pixels, clone per variant): the time of each
+   * format × width for one photo (median of `runs`), then the throughput of `files` full-width WebPs at concurrency 1
+   * and at the machine's cores.
+   */
+  async encode() {
+    const { default: sharp } = await import('sharp')
+    const { availableParallelism } = await import('node:os')
+    const decode = async (/** @type {string} */ file) => {
+      const { data, info } = await sharp(await readFile(file)).raw().toBuffer({ resolveWithObject: true })
+      return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+    }
+    /** @param {import('sharp').Sharp} base @param {string} format @param {number} width @param {number} height */
+    const encodeOne = (base, format, width, height) => {
+      const p = base.clone().resize(width, height, { fit: 'fill' })
+      return (format === 'avif' ? p.avif({ quality: args.quality.avif }) : p.webp({ quality: args.quality.webp })).toBuffer()
+    }
+    const t0 = performance.now()
+    const base = await decode(args.files[0])
+    const decodeMs = performance.now() - t0
+    const { width: W = 0, height: H = 0 } = await sharp(await readFile(args.files[0])).metadata()
+    const rows = []
+    for (const format of args.formats) {
+      for (const width of args.widths) {
+        const runs = format === 'avif' ? 1 : args.runs
+        const times = []
+        let bytes = 0
+        for (let i = 0; i < runs; i++) {
+          const started = performance.now()
+          bytes = (await encodeOne(base, format, width, Math.round((H * width) / W))).length
+          times.push(performance.now() - started)
+        }
+        rows.push({ format, width, ms: times.sort((a, b) => a - b)[times.length >> 1], bytes })
+      }
+    }
+    const throughput = []
+    for (const concurrency of [1, availableParallelism()]) {
+      const started = performance.now()
+      let next = 0
+      const worker = async () => {
+        while (next < args.files.length) {
+          const b = await decode(args.files[next++])
+          await encodeOne(b, 'webp', W, H)
+        }
+      }
+      await Promise.all(Array.from({ length: concurrency }, worker))
+      const ms = performance.now() - started
+      throughput.push({ concurrency, images: args.files.length, ms, imagesPerSecond: (args.files.length * 1000) / ms })
+    }
+    return { decodeMs, width: W, height: H, rows, throughput, versions: { sharp: sharp.versions.sharp, vips: sharp.versions.vips } }
   },
 
   /** Discovery + keying (scan) and cache verification (generate, offline) of an all-cached project. */

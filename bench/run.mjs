@@ -1,7 +1,7 @@
 // `npm run bench` (tsup, then this): the five benchmarks of bench/README.md against the fake Together service.
 // Prints a table and writes the figures to bench/results/latest.json.
 //   --smoke          tiny sizes, a few seconds: proves every scenario runs (CI); the figures mean nothing
-//   --only=a,b       run only some of: cold, warm (build + memory), scale, rate
+//   --only=a,b       run only some of: cold, warm (build + memory), scale, rate, variants
 //   --out=<file>     where the JSON goes (default bench/results/latest.json)
 //   --keep           keep the scratch projects under bench/.tmp/
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -10,13 +10,14 @@ import { cold } from './cold.mjs'
 import { BENCH, createRun, machine, mb, round, seconds, table } from './lib.mjs'
 import { rate } from './rate.mjs'
 import { scale } from './scale.mjs'
+import { variants } from './variants.mjs'
 import { warm } from './warm.mjs'
 
 const argv = process.argv.slice(2)
 const flag = (/** @type {string} */ name) => argv.find(a => a === `--${name}` || a.startsWith(`--${name}=`))
 const value = (/** @type {string} */ name) => flag(name)?.split('=').slice(1).join('=')
 const smoke = !!flag('smoke')
-const only = value('only')?.split(',') ?? ['cold', 'warm', 'scale', 'rate']
+const only = value('only')?.split(',') ?? ['cold', 'warm', 'scale', 'rate', 'variants']
 const outFile = resolve(value('out') ?? join(BENCH, 'results', 'latest.json'))
 
 const started = performance.now()
@@ -28,22 +29,26 @@ const scenarios = {}
 const log = (/** @type {string} */ m) => process.stderr.write(`[bench] ${lap()} ${m}\n`)
 try {
   if (only.includes('cold')) {
-    log('1/5 cold generation')
+    log('1/6 cold generation')
     scenarios.cold = await cold(run, flags)
   }
   if (only.includes('warm')) {
-    log('2/5 and 4/5 warm vite build and its memory')
+    log('2/6 and 4/6 warm vite build and its memory')
     const { build, memory } = await warm(run, flags)
     scenarios.warmBuild = build
     scenarios.memory = memory
   }
   if (only.includes('scale')) {
-    log('3/5 discovery at scale')
+    log('3/6 discovery at scale')
     scenarios.discovery = await scale(run, flags)
   }
   if (only.includes('rate')) {
-    log('5/5 rate-limited service')
+    log('5/6 rate-limited service')
     scenarios.rateLimit = await rate(run, flags)
+  }
+  if (only.includes('variants')) {
+    log('6/6 web variants')
+    scenarios.variants = await variants(run, flags)
   }
 } finally {
   if (!flag('keep')) await run.remove()
@@ -102,6 +107,18 @@ function report(r) {
     out.push('', `5. Rate-limited service: ${x.params.perSecond} requests/s (bucket of ${x.params.perSecond}), 429 + retry-after beyond; N=${x.params.n}, L=${x.params.latencyMs} ms`)
     out.push(table(['concurrency', 'wall', 'images/s', 'of allowance', 'of best possible', 'requests', '429s', 'failed'], x.rows.map((/** @type {any} */ y) => [y.concurrency, seconds(y.wallMs), y.imagesPerSecond.toFixed(2), y.ofAllowance.toFixed(2), y.ofBestPossible.toFixed(2), y.requests, y.status429, y.failed])))
     out.push(`   target ${x.target}: ${verdict(x.met)}`)
+  }
+  if (s.variants) {
+    const v = s.variants
+    const kb = (/** @type {number} */ b) => `${round(b / 1000)} KB`
+    out.push('', `6. Web variants: ${v.params.images} photo-like ${v.params.size.width}×${v.params.size.height} JPEGs, sharp ${v.params.sharp} (libvips ${v.params.libvips})`)
+    out.push(`   bytes a page ships: WebP q${v.params.quality.webp} ${kb(v.bytes.webpBytes)} vs JPEG ${kb(v.bytes.originalBytes)}: ${round(v.bytes.saved * 100, 1)}% fewer (+ ${v.bytes.blurBytes} B of blur data URLs in the JS, ${round(v.bytes.blurBytes / v.params.images)} B each); target ${v.bytes.target}: ${verdict(v.bytes.met)}`)
+    out.push(`   cold build (makes every variant): ${seconds(v.coldBuild.ms)}, peak RSS ${mb(v.coldBuild.maxRssBytes)}`)
+    out.push(`   warm build with variants ${seconds(v.warmBuild.medianWithMs)} vs formats: [] ${seconds(v.warmBuild.medianWithoutMs)} (${v.warmBuild.ratio.toFixed(2)}×; runs ${v.warmBuild.withVariantsMs.map(seconds).join(', ')} / ${v.warmBuild.withoutMs.map(seconds).join(', ')}); target ${v.warmBuild.target}: ${verdict(v.warmBuild.met)}`)
+    out.push(`   sharp, one image (decode ${v.encode.decodeMs} ms):`)
+    out.push(table(['format', 'width', 'encode', 'bytes'], v.encode.rows.map((/** @type {any} */ r) => [r.format, r.width, `${r.ms} ms`, kb(r.bytes)])))
+    out.push(`   throughput (full-width WebP, decode included): ${v.encode.throughput.map((/** @type {any} */ t) => `${t.imagesPerSecond} images/s at ${t.concurrency}`).join(', ')}`)
+    out.push(`   ${v.memory.images} images, cold build ${seconds(v.memory.coldMs)}: peak RSS ${mb(v.memory.coldRssBytes)} vs ${mb(v.memory.warmRssBytes)} warm (+${mb(v.memory.extraRssBytes)})`)
   }
   return out.join('\n')
 }

@@ -69,7 +69,8 @@ export async function warm(run, { smoke }) {
   const build = async plugin => {
     const root = plugin ? pluginRoot : publicRoot
     const outDir = join(root, 'dist')
-    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir })
+    // formats: [] keeps this scenario what it always measured (the originals alone); scenario 6 measures variants.
+    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] } })
     const shipped = (await listFiles(outDir)).filter(f => /\.(jpe?g|png|webp)$/.test(f)).length
     if (shipped !== assets || r.placeholders) throw new Error(`warm: ${plugin ? 'plugin' : 'public'} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
     return r

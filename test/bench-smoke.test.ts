@@ -40,7 +40,7 @@ describe('bench --smoke', () => {
     expect(results).toMatchObject({ version: 1, smoke: true, durationMs: positive() })
     expect(Date.parse(results.date)).not.toBeNaN()
     expect(results.machine).toMatchObject({ nproc: positive(), cpu: expect.any(String), node: process.version, memoryGb: positive() })
-    expect(Object.keys(results.scenarios).sort()).toEqual(['cold', 'discovery', 'memory', 'rateLimit', 'warmBuild'])
+    expect(Object.keys(results.scenarios).sort()).toEqual(['cold', 'discovery', 'memory', 'rateLimit', 'variants', 'warmBuild'])
   })
 
   it('1. cold generation: the engine, a sequential loop and an unbounded Promise.all each made every image', () => {
@@ -95,8 +95,23 @@ describe('bench --smoke', () => {
     }
   })
 
+  it('6. web variants: bytes against the JPEGs, cold and warm builds, sharp per format and width, memory', () => {
+    const { variants } = results.scenarios
+    expect(variants.params).toMatchObject({ images: positive(), memoryImages: positive(), sharp: expect.any(String), libvips: expect.any(String) })
+    expect(variants.bytes).toMatchObject({ originalBytes: positive(), webpBytes: positive(), blurBytes: positive() })
+    expect(variants.bytes.webpBytes).toBeLessThan(variants.bytes.originalBytes)
+    expect(typeof variants.bytes.met).toBe('boolean')
+    expect(variants.warmBuild.withVariantsMs).toHaveLength(variants.params.runs)
+    expect(variants.warmBuild.withoutMs).toHaveLength(variants.params.runs)
+    expect(variants.warmBuild.ratio).toEqual(positive())
+    expect(variants.encode.rows.map((r: any) => r.format)).toEqual(['webp', 'webp', 'avif', 'avif'])
+    for (const row of variants.encode.rows) expect(row).toMatchObject({ width: positive(), ms: positive(), bytes: positive() })
+    expect(variants.encode.throughput.map((t: any) => t.images)).toEqual([variants.params.images, variants.params.images])
+    expect(variants.memory).toMatchObject({ images: variants.params.memoryImages, coldRssBytes: positive(), warmRssBytes: positive() })
+  })
+
   it('prints one table per scenario', () => {
-    for (const heading of ['1. Cold generation', '2. Warm vite build', '3. Discovery', '4. Memory', '5. Rate-limited service']) expect(stdout).toContain(heading)
+    for (const heading of ['1. Cold generation', '2. Warm vite build', '3. Discovery', '4. Memory', '5. Rate-limited service', '6. Web variants']) expect(stdout).toContain(heading)
     expect(stdout).toContain(OUT)
   })
 })
