@@ -160,18 +160,7 @@ export class FileStore implements Store {
     const record = await this.readRecord(key)
     if (!record) return undefined
     const file = this.imagePath(record)
-    const info = await stat(file).catch(() => undefined)
-    if (info?.isFile() && info.size === record.size) {
-      // Within a millisecond: a restored mtime comes back a few ns off (float seconds), so an exact match would never recur.
-      if (Math.abs(info.mtimeMs - record.mtimeMs) < 1) return { record, file }
-      const bytes = await readFile(file).catch(() => undefined)
-      if (bytes && sha256(bytes) === record.sha256) {
-        // Verified: restore the recorded mtime so the next read can trust it again (a git checkout resets mtimes).
-        // In seconds, not a Date: a Date keeps whole ms and often lands 1 ms below, and the next read would re-hash again.
-        await utimes(file, info.atime, record.mtimeMs / 1000).catch(() => {})
-        return { record, file }
-      }
-    }
+    if (await intact(file, record)) return { record, file }
     await this.discard(record)
     return undefined
   }
@@ -258,16 +247,7 @@ export class FileStore implements Store {
       const record = await this.readVariantRecord(source, key)
       if (!record) return undefined
       const file = this.variantPath(record)
-      const info = await stat(file).catch(() => undefined)
-      if (info?.isFile() && info.size === record.size) {
-        // The originals' rule (check()): a recorded mtime is trusted, anything else is re-hashed and then trusted again.
-        if (Math.abs(info.mtimeMs - record.mtimeMs) < 1) return { record, file }
-        const bytes = await readFile(file).catch(() => undefined)
-        if (bytes && sha256(bytes) === record.sha256) {
-          await utimes(file, info.atime, record.mtimeMs / 1000).catch(() => {})
-          return { record, file }
-        }
-      }
+      if (await intact(file, record)) return { record, file }
       await this.discardVariant(record)
       return undefined
     })
@@ -440,4 +420,20 @@ export class FileStore implements Store {
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => [])
     return entries.filter(e => e.isDirectory() && /^[0-9a-f]{2}$/.test(e.name)).map(e => e.name)
   }
+}
+
+/**
+ * Whether a file is the one its record describes: its size, then its recorded mtime trusted, else its bytes re-hashed
+ * (and the recorded mtime put back, so the next read can trust it again: a git checkout resets mtimes).
+ */
+async function intact(file: string, record: { size: number; mtimeMs: number; sha256: string }): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined)
+  if (!info?.isFile() || info.size !== record.size) return false
+  // Within a millisecond: a restored mtime comes back a few ns off (float seconds), so an exact match would never recur.
+  if (Math.abs(info.mtimeMs - record.mtimeMs) < 1) return true
+  const bytes = await readFile(file).catch(() => undefined)
+  if (!bytes || sha256(bytes) !== record.sha256) return false
+  // In seconds, not a Date: a Date keeps whole ms and often lands 1 ms below, and the next read would re-hash again.
+  await utimes(file, info.atime, record.mtimeMs / 1000).catch(() => {})
+  return true
 }
