@@ -15,7 +15,7 @@
 // Where a source says "?" (FLUX.2 max's upsampling and reference images) the profile leaves the field out: a field
 // this table does not send cannot be refused by the model, and the model's own default applies.
 
-import type { ProviderOptions } from '../types'
+import type { ImageSettings, ProviderOptions } from '../types'
 
 export const DEFAULT_MODEL = 'black-forest-labs/FLUX.2-dev'
 
@@ -60,21 +60,11 @@ export interface AspectSizing {
   ratios: Record<string, { width: number; height: number }>
 }
 
-/** The user's settings for one image, after defaults and per-asset overrides. */
-export interface RequestSettings {
-  width: number
-  height: number
-  steps?: number
-  guidance?: number
-  negativePrompt?: string
-  aspectRatio?: string
-  promptUpsampling?: boolean
-  seed?: number
-  /** Always set for Together (the option's default); absent for an AI SDK model unless given. */
-  outputFormat?: 'jpeg' | 'png'
-  /** AI SDK models only. */
-  providerOptions?: ProviderOptions
-}
+/**
+ * The user's settings for one image, after defaults and per-asset overrides: the same fields as what is sent
+ * (`outputFormat` always set for Together by the option's default; `providerOptions` for AI SDK models only).
+ */
+export type RequestSettings = Omit<ImageSettings, 'provider' | 'model'>
 
 /**
  * The pixel-changing body fields to send, exactly. The provider adds `model`, `prompt`, `n` and `response_format`
