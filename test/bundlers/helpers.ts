@@ -340,12 +340,22 @@ export async function checkWatchEdit(p: Project, built: () => Promise<Built>, ne
 /** Rollup-style watchers (Rollup, Rolldown, Vite): resolves at the next successful build, rejects on an error. */
 export function nextWatchBuild(watcher: { on(event: 'event', listener: (event: any) => void): unknown; off(event: 'event', listener: (event: any) => void): unknown }): Promise<void> {
   return new Promise((resolve, reject) => {
+    // One edit can reach the watcher as two changes (a write, then its truncate or metadata), and the second starts
+    // another rebuild that empties the output again: the build is done once an END is followed by a quiet moment.
+    let quiet: ReturnType<typeof setTimeout> | undefined
     const onEvent = (event: any) => {
       if (event.code === 'BUNDLE_END') void event.result?.close?.()
-      if (event.code === 'END' || event.code === 'ERROR') {
+      if (event.code === 'START') clearTimeout(quiet)
+      if (event.code === 'ERROR') {
         watcher.off('event', onEvent)
-        if (event.code === 'ERROR') reject(event.error)
-        else resolve()
+        reject(event.error)
+      }
+      if (event.code === 'END') {
+        clearTimeout(quiet)
+        quiet = setTimeout(() => {
+          watcher.off('event', onEvent)
+          resolve()
+        }, 300)
       }
     }
     watcher.on('event', onEvent)
