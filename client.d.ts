@@ -54,7 +54,11 @@ interface FluxManifestEntry extends FluxAsset {
   cost: number | null
 }
 
-/** The build's counts, as its summary line gives them. Images are unique images (cache keys), not uses. */
+/**
+ * The build's counts, as its summary line gives them. Images are unique images (cache keys), not uses. The same shape
+ * as the package's `RunSummary`, written out on purpose: importing it would pull the package's whole declarations
+ * (unplugin's, naming every bundler) into an app's type-check.
+ */
 interface FluxBuildSummary {
   /** Asset occurrences in every script. */
   assets: number
