@@ -141,32 +141,33 @@ const RETIRED_FLUX1: Omit<ModelProfile, 'id' | 'label'> = {
   referenceImages: false,
 }
 
+/**
+ * FLUX.2 [dev] and [flex], which take steps and guidance: steps 1-50 (api-reference.md; docs examples use 20-28),
+ * guidance_scale 1-10 (the API's documented useful range, "1-5 creative, 8-10 faithful"), reference images.
+ */
+const FLUX2_TUNABLE: Omit<ModelProfile, 'id' | 'label' | 'status' | 'imageUrl'> = {
+  steps: { min: 1, max: 50 },
+  guidance: { min: 1, max: 10 },
+  negativePrompt: false,
+  promptUpsampling: false,
+  size: FLUX2_SIZE,
+  referenceImages: true,
+}
+
 export const MODEL_PROFILES: readonly ModelProfile[] = [
   {
     id: 'black-forest-labs/FLUX.2-dev',
     label: 'FLUX.2 [dev]',
     status: 'listed',
-    // steps 1-50 (api-reference.md); docs examples use 20-28. guidance_scale: the API's documented useful range is
-    // 1-10 ("1-5 creative, 8-10 faithful").
-    steps: { min: 1, max: 50 },
-    guidance: { min: 1, max: 10 },
-    negativePrompt: false,
-    promptUpsampling: false,
-    size: FLUX2_SIZE,
+    ...FLUX2_TUNABLE,
     imageUrl: false, // reference-images page: FLUX.2 [dev] only supports reference_images
-    referenceImages: true,
   },
   {
     id: 'black-forest-labs/FLUX.2-flex',
     label: 'FLUX.2 [flex]',
     status: 'listed',
-    steps: { min: 1, max: 50 },
-    guidance: { min: 1, max: 10 },
-    negativePrompt: false,
-    promptUpsampling: false,
-    size: FLUX2_SIZE,
+    ...FLUX2_TUNABLE,
     imageUrl: true,
-    referenceImages: true,
   },
   {
     id: 'black-forest-labs/FLUX.2-pro',
