@@ -73,11 +73,11 @@ export function checkModels(requests: AssetRequest[], catalog: Catalog): void {
 }
 
 /**
- * Account-level: every further call would fail the same way (the contract's `all`), or the model is not served.
+ * Account-level: every further call would fail the same way (reach `all`), or the model is not served (`model`).
  * No key is not one: it is the table's first row (placeholders, one warning), found out at call time.
  */
 export function isAccountLevel(code: string | undefined): boolean {
-  return !isNoKey(code) && (code === 'FLUX_MODEL' || code === 'FLUX_DISK' || (code !== undefined && (PROVIDER_ERRORS as Record<string, string>)[code] === 'all'))
+  return code !== undefined && !isNoKey(code) && reachOf(code) !== 'image'
 }
 
 /** The provider found no key before sending anything (an AI SDK provider reads its own variable at call time). */
@@ -129,10 +129,14 @@ export function checkRun(results: ReadonlyMap<string, ImageResult>, options: Pic
  * no credits), `model` when only calls for that model would (it is not served), `image` otherwise.
  */
 export function reach(error: unknown): 'all' | 'model' | 'image' {
-  // A full or read-only cache disk loses every further paid image too: stop calling at once, like a 402.
-  if (error instanceof FluxError && error.code === 'FLUX_DISK') return 'all'
-  if (!(error instanceof ApiError)) return 'image'
-  return (PROVIDER_ERRORS as Record<string, 'all' | 'model' | 'image'>)[error.code] ?? 'image'
+  if (error instanceof ApiError || (error instanceof FluxError && error.code === 'FLUX_DISK')) return reachOf(error.code)
+  return 'image'
+}
+
+/** How far a code reaches: the provider contract's table, and the cache disk (a full or read-only one loses every further paid image too). */
+function reachOf(code: string): 'all' | 'model' | 'image' {
+  if (code === 'FLUX_DISK') return 'all'
+  return (PROVIDER_ERRORS as Record<string, 'all' | 'model' | 'image'>)[code] ?? 'image'
 }
 
 /** Strict: any asset without an image fails the run, naming each. */
