@@ -18,6 +18,11 @@ export interface EngineResult extends GenerateResult {
   hits: ReadonlyMap<string, CacheHit>
 }
 
+export interface GenerateHooks {
+  /** A key's verified entry, once, as soon as it exists. Must not throw (the session only starts work there). */
+  onHit?(key: string, hit: CacheHit): void
+}
+
 export interface Engine {
   readonly options: ResolvedOptions
   readonly store: FileStore
@@ -25,8 +30,12 @@ export interface Engine {
   scan(): ReturnType<typeof scanScripts>
   /** Says each note once per engine (an unknown model, a size a model rounds): not once per image or rebuild. */
   note(notes: Iterable<string>): void
-  /** Makes sure every request has an image: from the cache, generated, or a placeholder. */
-  generate(requests: AssetRequest[], signal?: AbortSignal): Promise<EngineResult>
+  /**
+   * Makes sure every request has an image: from the cache, generated, or a placeholder. `hooks.onHit` hears of each
+   * key's verified entry as soon as it exists (cached ones right after plan, generated ones as they are stored), while
+   * the other requests are still in flight: the session starts the variants of an image there.
+   */
+  generate(requests: AssetRequest[], signal?: AbortSignal, hooks?: GenerateHooks): Promise<EngineResult>
   /** Closes connections. */
   close(): Promise<void>
 }
@@ -49,7 +58,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     for (const n of notes) if (!said.has(n)) (said.add(n), options.logger.warn(n))
   }
 
-  async function generate(requests: AssetRequest[], signal = options.signal): Promise<EngineResult> {
+  async function generate(requests: AssetRequest[], signal = options.signal, hooks: GenerateHooks = {}): Promise<EngineResult> {
     const started = performance.now()
     if (!recovered) {
       // Once per engine: what a killed run left behind (half-written temp files, orphan images, dead locks).
@@ -59,6 +68,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const work = await plan(requests, store)
     const results = new Map<string, ImageResult>()
     for (const [key, hit] of work.cached) results.set(key, { kind: 'cached', hit })
+    for (const [key, hit] of work.cached) hooks.onHit?.(key, hit)
     let generating = 0
     const report = () => options.onProgress?.(progressOf(results, work.unique.size, generating))
     report()
@@ -87,7 +97,13 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
         options,
         signal,
         onGenerating: delta => ((generating += delta), report()),
-        onResult: (key, result) => (results.set(key, result), report()),
+        onResult: (key, result) => {
+          const known = hitOf(results.get(key))
+          results.set(key, result)
+          report()
+          const hit = hitOf(result)
+          if (hit && !known) hooks.onHit?.(key, hit)
+        },
       })
     }
 

@@ -5,14 +5,14 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { type Expr, FLUX_QUERY, fluxModuleCode, type PictureFields, pictureExprs, pictureFields, virtualModuleCode } from './codegen'
 import { devPicture } from './dev'
 import { type BuildOutput, Emitter, type OutputImage, type Picture } from './emit'
-import { createEngine, type Engine } from './engine'
+import { createEngine, type Engine, type GenerateHooks } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
 import { resolveOptions, transformOf } from './options'
 import { findScripts, parseScript } from './scan'
 import { formatSummary } from './summary'
 import { writeScriptTypes } from './typegen'
-import type { AssetRecord, CacheHit, FluxAssetsOptions, Logger, RunSummary, TransformSettings } from './types'
+import type { AssetRecord, AssetRequest, CacheHit, FluxAssetsOptions, Logger, RunSummary, TransformSettings } from './types'
 import { Variants, type VariantSet, type VariantsHooks } from './variants'
 
 /** Where `?flux` URLs point: the build's emitted files, or (Vite dev) the cache route under the server's base. */
@@ -84,11 +84,22 @@ export class BuildSession {
     this.emitter = this.newEmitter()
     // A new build looks in the cache again: a variant damaged since the last one is made again from its source.
     this.variants.reset()
-    const summary = await this.generateAll()
-    const records = this.allRecords()
-    await Promise.all(records.map(r => this.picture(r, out)))
-    if (!out.deferManifest) out.emitFile({ fileName: MANIFEST_FILE }, await this.manifest(records, undefined, out))
-    return summary
+    // The variants of an image start as soon as its verified entry exists (cached ones after plan, generated ones as
+    // they are stored), while other images are still being generated; emit awaits the same work (Variants memoizes).
+    // A build that fails stops what has not started and ends only once the rest has, so nothing of it runs on into
+    // the next build (watch mode) or past cancel().
+    const stop = new AbortController()
+    try {
+      const summary = await this.generateAll(stop.signal)
+      const records = this.allRecords()
+      await Promise.all(records.map(r => this.picture(r, out)))
+      if (!out.deferManifest) out.emitFile({ fileName: MANIFEST_FILE }, await this.manifest(records, undefined, out))
+      return summary
+    } catch (error) {
+      stop.abort(error)
+      await this.variants.settled()
+      throw error
+    }
   }
 
   /** The id a `?flux` import resolves to: the script's absolute path plus `?flux`; `undefined` for anything else. */
@@ -120,11 +131,14 @@ export class BuildSession {
     return devNotice(records, target) + virtualModuleCode(records, await this.pictures(records, target), this.hits, this.summary)
   }
 
-  /** Discovers every script and makes sure every image exists. Returns the summary line. */
-  async generateAll(): Promise<string> {
+  /**
+   * Discovers every script and makes sure every image exists. Returns the summary line. With `variantsSignal` (a
+   * build), each image's variants start as soon as its entry exists, stopped by that signal.
+   */
+  async generateAll(variantsSignal?: AbortSignal): Promise<string> {
     const engine = this.need()
     const { files, requests } = await engine.scan()
-    const result = await engine.generate(requests, this.signal())
+    const result = await engine.generate(requests, this.signal(), variantsSignal && this.variantsAhead(requests, variantsSignal))
     // A full scan is the truth: assets removed from a script must not linger (dev, watch).
     this.files = files
     this.records.clear()
@@ -133,6 +147,20 @@ export class BuildSession {
     this.summary = result.summary
     await this.writeTypes()
     return formatSummary(result.summary)
+  }
+
+  /**
+   * Starts the variants of each key's records (their own transforms) once the engine has the key's entry. The work is
+   * Variants' memo: emit's of() for the same record gets it; a failure is forgotten there and met again by emit.
+   */
+  private variantsAhead(requests: AssetRequest[], signal: AbortSignal): GenerateHooks {
+    const byKey = new Map<string, AssetRequest[]>()
+    for (const r of requests) {
+      const list = byKey.get(r.key)
+      if (list) list.push(r)
+      else byKey.set(r.key, [r])
+    }
+    return { onHit: (key, hit) => byKey.get(key)?.forEach(r => void this.variants.of(hit, this.transformOf(r), signal)) }
   }
 
   /** One script's records, generating what is missing (a `?flux` module outside `include`, or dev on demand). */
@@ -209,7 +237,7 @@ export class BuildSession {
   }
 
   /** A record's variant settings: its script's over the global ones. */
-  transformOf(record: AssetRecord): TransformSettings {
+  transformOf(record: Pick<AssetRequest, 'transform'>): TransformSettings {
     const global = this.need().options.transform
     return record.transform ? transformOf(record.transform, global) : global
   }

@@ -125,20 +125,47 @@ export class Variants {
     this.decodes = pLimit(hooks.concurrency ?? availableParallelism())
   }
 
+  /** Pieces of work (of() or one()) not yet settled. */
+  private readonly running = new Set<Promise<unknown>>()
+
   reset(): void {
     this.work.clear()
   }
 
-  /** The variants of `hit` made by `transform`: from the cache, or made now from one decode of the source. */
-  of(hit: CacheHit, transform: TransformSettings): Promise<VariantSet> {
+  /**
+   * The variants of `hit` made by `transform`: from the cache, or made now from one decode of the source. `signal`
+   * (the first caller's) stops what has not started yet: a decode or an encode waiting for its turn rejects with its
+   * reason instead; one under way finishes (sharp cannot be interrupted). A failed piece of work is forgotten, so a
+   * later caller (emit) tries again and sees the error itself; it is never left unhandled.
+   */
+  of(hit: CacheHit, transform: TransformSettings, signal?: AbortSignal): Promise<VariantSet> {
     if (!transform.formats.length) return Promise.resolve({ variants: [], blur: null })
     const id = `${hit.record.key}\n${canonicalJson(transform)}`
     let set = this.work.get(id)
     if (!set) {
-      this.work.set(id, (set = this.make(hit, transform)))
-      set.catch(() => this.work.delete(id))
+      const made = (set = this.track(this.make(hit, transform, signal)))
+      this.work.set(id, made)
+      // Only this piece of work: a reset() since may have put a new one under the same id.
+      made.catch(() => this.work.get(id) === made && this.work.delete(id))
     }
     return set
+  }
+
+  /** How many pieces of work are under way or waiting for their turn. */
+  get active(): number {
+    return this.running.size
+  }
+
+  /** Resolves once no piece of work is left (started before or while waiting): a failed build ends after its encodes. */
+  async settled(): Promise<void> {
+    while (this.running.size) await Promise.allSettled([...this.running])
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work)
+    const done = () => void this.running.delete(work)
+    work.then(done, done)
+    return work
   }
 
   /**
@@ -146,11 +173,11 @@ export class Variants {
    * earlier: the file may be gone since), or made now.
    */
   async one(hit: CacheHit, target: Target): Promise<Variant> {
-    const [variant] = (await this.make(hit, { formats: [target.format], widths: [target.width], quality: { webp: target.quality, avif: target.quality }, blur: false })).variants
+    const [variant] = (await this.track(this.make(hit, { formats: [target.format], widths: [target.width], quality: { webp: target.quality, avif: target.quality }, blur: false }))).variants
     return variant!
   }
 
-  private async make(hit: CacheHit, transform: TransformSettings): Promise<VariantSet> {
+  private async make(hit: CacheHit, transform: TransformSettings, signal?: AbortSignal): Promise<VariantSet> {
     const source = hit.record.key
     const width = hit.record.width ?? hit.record.settings.width
     const height = hit.record.height ?? hit.record.settings.height
@@ -165,6 +192,7 @@ export class Variants {
     if (!blurBytes) blurHit = undefined
 
     if (found.includes(undefined) || (blurKey && !blurHit)) await this.decodes(async () => {
+      signal?.throwIfAborted()
       // read() checks the source against its sha256 once more: a variant is only ever made from the bytes paid for.
       const bytes = await this.store.read(hit)
       if (!bytes) throw new FluxError('FLUX_CACHE_CHANGED', `flux-assets: the cached image ${source} changed on disk during the build; run the build again`)
@@ -176,6 +204,7 @@ export class Variants {
         found[i]
           ? undefined
           : this.limit(async () => {
+              signal?.throwIfAborted()
               // fit 'fill' at the size targetsOf chose: the same rounding in dev and build; never over the source's size.
               const resized = decoded.clone().resize(t.width, t.height, { fit: 'fill' })
               const out = await (t.format === 'webp' ? resized.webp({ quality: t.quality }) : resized.avif({ quality: t.quality })).toBuffer()
@@ -186,6 +215,7 @@ export class Variants {
       if (blurKey && !blurHit) {
         jobs.push(
           this.limit(async () => {
+            signal?.throwIfAborted()
             const { dominant } = await decoded.clone().stats()
             const small = await decoded.clone().resize(blurSize.width, blurSize.height, { fit: 'fill' }).blur(BLUR_SIGMA).webp({ quality: BLUR_QUALITY }).toBuffer()
             this.hooks.onEncode?.({ format: 'blur', width: blurSize.width })
@@ -194,7 +224,9 @@ export class Variants {
           }),
         )
       }
-      await Promise.all(jobs)
+      // Every job settled before this one gives up: an encode under way still ends before make() does.
+      const failed = (await Promise.allSettled(jobs)).find(r => r.status === 'rejected')
+      if (failed) throw failed.reason
     })
 
     const variants = targets.map((t, i) => ({ ...t, bytes: found[i]!.record.size, hit: found[i]! }))
