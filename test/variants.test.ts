@@ -144,11 +144,78 @@ describe('web variants in a Vite build', () => {
     const owners = async () => new Set([...(await variantFiles(p)).keys()].map(f => f.split('/').pop()!.slice(0, 64)))
     expect((await owners()).has(skyline)).toBe(true)
     await p.editScript('src/scenes/outro.script.json', s => delete s.visual_track[0].assets.skyline)
-    // The build's roots keep what it used for 30 days (#11); as if those had passed: prune may take skyline now.
+    // The build's roots keep what it used for 30 days (#11), its variants with it.
+    const files = await variantFiles(p)
+    expect(await main(['prune', '--root', p.dir, '--width', '256', '--height', '256'], captureIO().io)).toBe(0)
+    expect(await variantFiles(p)).toEqual(files)
+    // As if those 30 days had passed: prune may take skyline now.
     await rm(join(p.dir, '.flux-cache/v1/roots'), { recursive: true, force: true })
     const { io } = captureIO()
     expect(await main(['prune', '--root', p.dir, '--width', '256', '--height', '256'], io)).toBe(0)
     expect([...(await owners())].sort()).toEqual([...new Set(manifest.entries.map(e => e.key))].filter(k => k !== skyline).sort())
+  })
+
+  it('flux-assets verify re-hashes the variants too: a damaged one is reported and removed, the next build makes it again unpaid', async () => {
+    const p = await createProject('variants-verify')
+    const sources = await prefill(p)
+    const options = p.options({ widths: [128] })
+    await viteBuild(p, options, 'dist')
+    const before = await variantFiles(p)
+    const root = p.path('.flux-cache/v1')
+    const images = [...before.keys()].filter(f => !f.endsWith('.json')).sort()
+    const records = [...before.keys()].filter(f => f.endsWith('.json')).sort()
+    // Other bytes of the same size with the recorded mtime put back: a build trusts it, only verify reads every byte.
+    const sizes = await Promise.all(images.map(f => stat(join(root, f)).then(s => s.size)))
+    // A full-size WebP (the blur images are WebPs of a few hundred bytes).
+    const flipped = images.find((f, i) => f.endsWith('.webp') && sizes[i]! > 1000)!
+    const info = await stat(join(root, flipped))
+    await writeFile(join(root, flipped), Buffer.alloc(info.size, 3))
+    await utimes(join(root, flipped), info.atime, info.mtime)
+    // A variant record that is no longer JSON.
+    const broken = records.find(r => r.slice(0, 64) !== flipped.slice(0, 64))!
+    await writeFile(join(root, broken), '{"version": 1, ')
+    const { io, stdout } = captureIO()
+    expect(await main(['verify', '--root', p.dir], io)).toBe(1)
+    const key = (f: string) => f.split('/').pop()!.slice(0, 12)
+    expect(stdout.text).toMatch(new RegExp(`damaged  ${key(flipped)}  "[^"]+": its webp variant at \\d+w: its bytes do not match their sha256 \\(removed\\)\n`))
+    expect(stdout.text).toContain(`damaged  ${key(broken)}  `)
+    expect(stdout.text).toContain(': a variant record cannot be read (removed)\n')
+    expect(stdout.text).toContain(`5 entries and ${records.length} variants checked · 2 damaged and removed`)
+    const after = await variantFiles(p)
+    expect(after.has(flipped)).toBe(false)
+    expect(after.has(broken)).toBe(false)
+    expect([...after.keys()].filter(f => f.startsWith(broken.slice(0, -5)))).toEqual([])
+    // The next build makes both again from their cached sources: no API call, every variant back.
+    await viteBuild(p, options, 'dist2')
+    expect(p.fake.stats.generationRequests).toBe(0)
+    expect((await variantFiles(p)).size).toBe(before.size)
+    for (const hit of sources.values()) expect((await new FileStore(p.path('.flux-cache')).get(hit.record.key))?.record.sha256).toBe(hit.record.sha256)
+    expect(await main(['verify', '--root', p.dir], captureIO().io)).toBe(0)
+  })
+
+  it('recover() removes old variant files without a record and variants whose source is gone, and only those', async () => {
+    const p = await createProject('variants-orphans')
+    await prefill(p)
+    const manifest = await viteBuild(p, p.options(), 'dist')
+    const root = p.path('.flux-cache/v1')
+    const before = await variantFiles(p)
+    // A variant file whose record was never written (a run killed between the two), beside a real one.
+    const [real] = [...before.keys()].filter(f => f.endsWith('.webp'))
+    const unrecorded = real!.replace(/~[0-9a-f]{64}-/, `~${'e'.repeat(64)}-`)
+    await writeFile(join(root, unrecorded), await readFile(join(root, real!)))
+    // skyline's source record and image are gone (removed, or discarded as damaged): its variants serve nothing.
+    const skyline = manifest.entries.find(e => e.id === 'skyline')!.key
+    const shard = join(root, skyline.slice(0, 2))
+    for (const f of await readdir(shard)) if (f === `${skyline}.json` || f.startsWith(`${skyline}-`)) await rm(join(shard, f))
+    const ofSkyline = [...before.keys()].filter(f => f.split('/').pop()!.startsWith(`${skyline}~`))
+    expect(ofSkyline.length).toBe(4)
+    // Young files may belong to a writer in progress: left alone.
+    expect(await new FileStore(p.path('.flux-cache')).recover()).toBe(0)
+    expect((await variantFiles(p)).size).toBe(before.size + 1)
+    // Ten minutes later: exactly the orphans go.
+    const later = new FileStore(p.path('.flux-cache'), { now: () => Date.now() + 10 * 60_000 })
+    expect(await later.recover()).toBe(1 + ofSkyline.length)
+    expect([...(await variantFiles(p)).keys()].sort()).toEqual([...before.keys()].filter(f => !ofSkyline.includes(f)).sort())
   })
 
   it('formats: [] never loads sharp, nor does a warm build; a build that must make variants does', async () => {

@@ -88,11 +88,13 @@ export async function prune(engine: Engine, { files, requests }: Scanned, io: Ou
 
 /** `verify`: re-hashes every entry, reports and removes the damaged ones. Exit 1 when any was damaged. */
 export async function verify(engine: Engine, io: Out, json: boolean): Promise<number> {
-  const { checked, damaged } = await engine.store.verify()
-  if (json) io.stdout.write(`${JSON.stringify({ checked, damaged }, null, 2)}\n`)
+  const { checked, variants, damaged } = await engine.store.verify()
+  if (json) io.stdout.write(`${JSON.stringify({ checked, variants, damaged }, null, 2)}\n`)
   else {
     for (const d of damaged) io.stdout.write(`damaged  ${d.key.slice(0, 12)}  ${quote(d.prompt)}: ${d.reason} (removed)\n`)
-    io.stdout.write(`${checked} entr${checked === 1 ? 'y' : 'ies'} checked · ${damaged.length} damaged${damaged.length ? ' and removed: the next build or generate makes them again' : ''}\n`)
+    const and = variants ? ` and ${variants} variant${variants === 1 ? '' : 's'}` : ''
+    // A damaged variant is made again from its cached source: only a damaged source is paid for again.
+    io.stdout.write(`${checked} entr${checked === 1 ? 'y' : 'ies'}${and} checked · ${damaged.length} damaged${damaged.length ? ' and removed: the next build or generate makes them again' : ''}\n`)
   }
   return damaged.length ? 1 : 0
 }

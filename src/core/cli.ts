@@ -17,7 +17,7 @@ Commands:
   generate   Generate every missing image into the cache (the default); --dry-run lists them and their cost instead
   status     Show cached and missing images and the estimated cost; makes no API call
   prune      Delete cache entries no script references and no build used in the last 30 days (--dry-run lists them)
-  verify     Re-hash every cache entry; report and remove the damaged ones (exit 1 if any)
+  verify     Re-hash every cache entry and web variant; report and remove the damaged ones (exit 1 if any)
   models     List the image models the key can use, with prices and what each takes
 
 Options (also read from flux-assets.config.{ts,mjs,js,json} in the root; flags win):

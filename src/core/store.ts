@@ -14,6 +14,10 @@ const KEY = /^[0-9a-f]{64}$/
 const EXTS = new Set(['png', 'jpg', 'webp'])
 /** An image file of the store: `<key>-<sha16>.<ext>`. */
 const IMAGE_NAME = /^([0-9a-f]{64})-([0-9a-f]{16})\.(png|jpg|webp)$/
+/** A variant file of the store: `<source key>~<variant key>-<sha16>.<webp|avif>`. */
+const VARIANT_NAME = /^([0-9a-f]{64})~([0-9a-f]{64})-([0-9a-f]{16})\.(webp|avif)$/
+/** A variant's record: `<source key>~<variant key>.json`. */
+const VARIANT_RECORD_NAME = /^([0-9a-f]{64})~([0-9a-f]{64})\.json$/
 /**
  * Entries checked or read at once. Callers ask for thousands together (a build with 20,000 images); unbounded, the
  * opens run out of file descriptors (EMFILE), and a failed read looks like a miss: a placeholder, or a paid image.
@@ -42,9 +46,12 @@ export interface StoreOptions {
 
 /** One entry that failed `verify()`. */
 export interface Damaged {
+  /** The cache key of the image (for a variant: of its source). */
   key: string
   prompt: string
   reason: string
+  /** Set when what was damaged is a web variant of `key`'s image (made again from it by the next build, unpaid). */
+  variant?: { key: string; format: VariantMeta['format'] | null; width: number | null }
 }
 
 /**
@@ -317,7 +324,7 @@ export class FileStore implements Store {
       // A read-only cache keeps its leftovers: cleaning up is never worth failing a run for.
       if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) await rm(path, { force: true }).then(() => removed++, () => {})
     }
-    return removed + (await this.removeOrphanImages()) + (await this.locks.sweep())
+    return removed + (await this.removeOrphanImages()) + (await this.removeOrphanVariants()) + (await this.locks.sweep())
   }
 
   /**
@@ -344,12 +351,44 @@ export class FileStore implements Store {
   }
 
   /**
+   * Variant files no variant record points at (a run killed between a variant and its record), and variants whose
+   * source record is gone (their source was removed or discarded as damaged: nothing will ever ask for them), once
+   * older than `orphanAgeMs`: a writer in progress is younger. Only names `putVariant` makes.
+   */
+  private async removeOrphanVariants(): Promise<number> {
+    let removed = 0
+    const old = async (path: string) => {
+      const info = await stat(path).catch(() => undefined)
+      return !!info && this.now() - info.mtimeMs > this.orphanAgeMs
+    }
+    for (const shard of await this.shards()) {
+      const dir = join(this.root, shard)
+      const names = await readdir(dir).catch(() => [] as string[])
+      const sources = new Set(names.filter(n => n.endsWith('.json') && KEY.test(n.slice(0, -5))).map(n => n.slice(0, -5)))
+      const records = new Set(names.filter(n => VARIANT_RECORD_NAME.test(n)).map(n => n.slice(0, -5)))
+      const files = names.map(n => VARIANT_NAME.exec(n)).filter(m => m !== null)
+      for (const name of names.filter(n => VARIANT_RECORD_NAME.test(n))) {
+        if (sources.has(name.slice(0, 64)) || !(await old(join(dir, name)))) continue
+        await rm(join(dir, name), { force: true }).then(() => (records.delete(name.slice(0, -5)), removed++), () => {})
+      }
+      for (const [name, source, key, sha16] of files) {
+        const id = `${source}~${key}`
+        let orphan = !sources.has(source!) || !records.has(id)
+        if (!orphan && files.filter(m => m[1] === source && m[2] === key).length > 1) orphan = (await this.readVariantRecord(source!, key!))?.sha256.slice(0, 16) !== sha16
+        if (orphan && (await old(join(dir, name)))) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
+      }
+    }
+    return removed
+  }
+
+  /**
    * Re-hashes every entry (size, sha256, and the image's structure), removing the damaged ones. Returns how many were
    * checked and the damaged ones.
    */
-  async verify(): Promise<{ checked: number; damaged: Damaged[] }> {
+  async verify(): Promise<{ checked: number; variants: number; damaged: Damaged[] }> {
     const keys = await this.keys()
     const damaged: Damaged[] = []
+    const prompts = new Map<string, string>()
     await Promise.all(
       keys.map(key =>
         this.io(async () => {
@@ -364,13 +403,46 @@ export class FileStore implements Store {
               reason = (error as Error).message
             }
           }
-          if (!reason) return
+          if (!reason) return void prompts.set(key, record.prompt)
           damaged.push({ key, prompt: record.prompt, reason })
           await this.discard(record)
         }),
       ),
     )
-    return { checked: keys.length, damaged: damaged.sort((a, b) => a.key.localeCompare(b.key)) }
+    const variants = await this.verifyVariants(prompts, damaged)
+    return { checked: keys.length, variants, damaged: damaged.sort((a, b) => a.key.localeCompare(b.key) || (a.variant ? 1 : 0) - (b.variant ? 1 : 0)) }
+  }
+
+  /**
+   * Re-hashes every variant (size, sha256, a whole WebP or AVIF), removing the damaged ones (and an unreadable
+   * record with its files): the next build makes them again from their source, never paying for it. Variants of a
+   * source that is gone are left to recover(). Returns how many were checked.
+   */
+  private async verifyVariants(prompts: ReadonlyMap<string, string>, damaged: Damaged[]): Promise<number> {
+    const names = (await Promise.all((await this.shards()).map(async shard => (await readdir(join(this.root, shard)).catch(() => [] as string[])).map(n => [shard, n] as const)))).flat()
+    const records = names.filter(([, n]) => VARIANT_RECORD_NAME.test(n))
+    await Promise.all(
+      records.map(([shard, name]) =>
+        this.io(async () => {
+          const [source, key] = [name.slice(0, 64), name.slice(65, 129)]
+          const record = await this.readVariantRecord(source, key)
+          const prompt = prompts.get(source) ?? ''
+          if (!record) {
+            damaged.push({ key: source, prompt, reason: 'a variant record cannot be read', variant: { key, format: null, width: null } })
+            // Its record and every file of that variant key: names putVariant made.
+            for (const [s, n] of names) if (s === shard && n.startsWith(`${source}~${key}`)) await rm(join(this.root, s, n), { force: true }).catch(() => {})
+            return
+          }
+          const bytes = await readFile(this.variantPath(record)).catch(() => undefined)
+          const reason = !bytes ? 'the file is missing' : bytes.length !== record.size ? `it has ${bytes.length} bytes, the record says ${record.size}` : sha256(bytes) !== record.sha256 ? 'its bytes do not match their sha256' : variantExt(bytes) !== record.ext ? `it is not a whole ${record.ext.toUpperCase()} image` : undefined
+          if (!reason) return
+          const what = record.format === 'blur' ? 'its blur image' : `its ${record.format} variant at ${record.width}w`
+          damaged.push({ key: source, prompt, reason: `${what}: ${reason}`, variant: { key, format: record.format, width: record.width } })
+          await this.discardVariant(record).catch(() => {})
+        }),
+      ),
+    )
+    return records.length
   }
 
   /**

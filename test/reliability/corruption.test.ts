@@ -170,7 +170,7 @@ describe('corruption', () => {
     expect(await validImages(cacheDir, keys)).toBe(2)
     const again = await runCli(['verify', '--json'], { cwd: root!, env: fakeEnv(fake.baseURL) })
     expect(again.code).toBe(0)
-    expect(JSON.parse(again.stdout)).toEqual({ checked: 2, damaged: [] })
+    expect(JSON.parse(again.stdout)).toEqual({ checked: 2, variants: 0, damaged: [] })
     expect(fake.stats.generations).toBe(3)
   })
 })
