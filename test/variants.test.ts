@@ -16,7 +16,7 @@ import { FileStore } from '../src/core/store'
 import type { CacheHit, FluxAssetsOptions } from '../src/core/types'
 import { targetsOf, Variants } from '../src/core/variants'
 import flux from '../src/vite'
-import { createProject, listFiles, pictureAsUrls, type Project, readManifest, runBundle } from './bundlers/helpers'
+import { API_KEY, createProject, listFiles, pictureAsUrls, type Project, readManifest, runBundle } from './bundlers/helpers'
 import { captureIO, silentLogger } from './core-helpers'
 import { makePhoto } from './photo.mjs'
 
@@ -216,6 +216,34 @@ describe('web variants in a Vite build', () => {
     const later = new FileStore(p.path('.flux-cache'), { now: () => Date.now() + 10 * 60_000 })
     expect(await later.recover()).toBe(1 + ofSkyline.length)
     expect([...(await variantFiles(p)).keys()].sort()).toEqual([...before.keys()].filter(f => !ofSkyline.includes(f)).sort())
+  })
+
+  it('flux-assets generate makes the variants a build would (config file, per-asset settings): the build after it encodes nothing; --dry-run makes none', async () => {
+    const p = await createProject('variants-cli')
+    await writeFile(p.path('flux-assets.config.json'), JSON.stringify({ widths: [128] }))
+    await p.editScript('src/scenes/outro.script.json', s => (s.visual_track[0].assets.skyline = { prompt: 'A city skyline at sunset', formats: ['webp'], widths: [64], blur: false }))
+    await writeFile(p.path('.env'), `TOGETHER_API_KEY=${API_KEY}\nTOGETHER_BASE_URL=${p.fake.baseURL}\n`)
+    // Four images cached, one (office) for generate to pay for.
+    const sources = await prefill(p)
+    const office = [...sources.values()].find(h => h.record.prompt === 'A glass office at dawn')!
+    await new FileStore(p.path('.flux-cache')).remove(office.record.key)
+    const cli = (...args: string[]) => main([...args, '--root', p.dir, '--width', '256', '--height', '256'], captureIO().io)
+
+    expect(await cli('generate', '--dry-run')).toBe(0)
+    expect((await variantFiles(p)).size).toBe(0)
+    expect(p.fake.stats.generationRequests).toBe(0)
+
+    expect(await cli('generate')).toBe(0)
+    expect(p.fake.stats.generations).toBe(1)
+    const made = await variantFiles(p)
+    // 4 images × (WebP at 128 + blur), skyline its own one WebP at 64: a record and a file each.
+    expect(made.size).toBe((4 * 2 + 1) * 2)
+
+    // The build (the config file again, the per-asset settings again) finds every variant: nothing is written again.
+    const manifest = await viteBuild(p, p.options(), 'dist')
+    expect(await variantFiles(p)).toEqual(made)
+    expect(p.fake.stats.generationRequests).toBe(1)
+    for (const e of manifest.entries) expect(e.variants.slice(0, -1).map(v => `${v.format}@${v.width}`)).toEqual(e.id === 'skyline' ? ['webp@64'] : ['webp@128'])
   })
 
   it('formats: [] never loads sharp, nor does a warm build; a build that must make variants does', async () => {

@@ -1,20 +1,22 @@
 import { version } from '../../package.json'
 import { FluxError, redact, ScriptError } from './errors'
 import { didYouMean } from './suggest'
-import { createEngine } from './engine'
-import { resolveOptions } from './options'
+import { createEngine, type Engine, type EngineResult } from './engine'
+import { resolveOptions, transformOfRequest } from './options'
+import { Variants, variantsAhead } from './variants'
 import { dryRun, prune, status, verify } from './cli-cache'
 import { flagNames, optionHelp, parseFlags, toOptions } from './cli-flags'
 import { formatProgress, formatSummary } from './summary'
 import { defaultProvider } from './providers'
 import { formatPrice, priceFor, sortImageModels } from './providers/catalog'
 import { describeAccepts, findProfile } from './providers/models'
-import type { Logger, Progress, ResolvedOptions } from './types'
+import type { AssetRequest, Logger, Progress, ResolvedOptions } from './types'
 
 const HELP = `Usage: flux-assets <command> [options]
 
 Commands:
-  generate   Generate every missing image into the cache (the default); --dry-run lists them and their cost instead
+  generate   Generate every missing image into the cache, and the web variants of every image (the default);
+             --dry-run lists the missing images and their cost instead, and makes nothing
   status     Show cached and missing images and the estimated cost; makes no API call
   prune      Delete cache entries no script references and no build used in the last 30 days (--dry-run lists them)
   verify     Re-hash every cache entry and web variant; report and remove the damaged ones (exit 1 if any)
@@ -83,7 +85,7 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
       if (command === 'status') return await status(engine, scanned, io, json)
       if (command === 'prune') return await prune(engine, scanned, io, { dryRun: !!flags['dry-run'], force: !!flags.force, json })
       if (flags['dry-run']) return await dryRun(engine, scanned, io, json)
-      const result = await engine.generate(scanned.requests)
+      const result = await generateWithVariants(engine, scanned.requests)
       clear()
       if (json) io.stdout.write(`${JSON.stringify({ summary: result.summary, assets: result.assets }, null, 2)}\n`)
       else io.stdout.write(`${formatSummary(result.summary)}\n`)
@@ -100,6 +102,26 @@ export async function main(argv: string[], io = { stdout: process.stdout, stderr
     return 1
   } finally {
     process.off('SIGINT', onSigint)
+  }
+}
+
+/**
+ * `generate`: every missing image, and the web variants of every image with the settings a build uses (options and
+ * config file, each asset's own), each image's started as soon as it is cached while the others are generated: a
+ * build after it (CI) encodes nothing. A run that fails stops the variants not yet started and ends after the rest.
+ */
+async function generateWithVariants(engine: Engine, requests: AssetRequest[]): Promise<EngineResult> {
+  const variants = new Variants(engine.store)
+  const stop = new AbortController()
+  const ahead = variantsAhead(variants, requests, r => transformOfRequest(r, engine.options.transform), stop.signal)
+  try {
+    const result = await engine.generate(requests, undefined, ahead)
+    await Promise.all(ahead.started)
+    return result
+  } catch (error) {
+    stop.abort(error)
+    await variants.settled()
+    throw error
   }
 }
 

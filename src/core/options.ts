@@ -8,7 +8,7 @@ import { DEFAULT_MODEL, defaultProvider } from './providers'
 import { aiSdkDefinition, describeModel, familyOf, isImageModel, keyNamesOf, TOGETHER_ONLY } from './providers/ai-sdk-models'
 import { OPTIONS, type OptionName, type OptionSpec, problem } from './schema'
 import { didYouMean } from './suggest'
-import type { AiSdkImageModel, FluxAssetsOptions, ResolvedOptions, TransformOverrides, TransformSettings } from './types'
+import type { AiSdkImageModel, AssetRequest, FluxAssetsOptions, ResolvedOptions, TransformOverrides, TransformSettings } from './types'
 
 export const DEFAULT_BASE_URL = 'https://api.together.xyz/v1'
 export const DEFAULT_INCLUDE = ['**/*.script.json']
@@ -127,6 +127,11 @@ export function transformOf(own: TransformOverrides, global: TransformOverrides)
     quality: { ...spec, ...global.quality, ...own.quality },
     blur: own.blur ?? global.blur ?? OPTIONS.blur.default,
   }
+}
+
+/** A request's variant settings: its script's over the resolved global ones (what a build and `generate` make). */
+export function transformOfRequest(request: Pick<AssetRequest, 'transform'>, global: TransformSettings): TransformSettings {
+  return request.transform ? transformOf(request.transform, global) : global
 }
 
 /** An option's type once resolved: never undefined when the schema has a default. */

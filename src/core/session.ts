@@ -5,15 +5,15 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { type Expr, FLUX_QUERY, fluxModuleCode, type PictureFields, pictureExprs, pictureFields, virtualModuleCode } from './codegen'
 import { devPicture } from './dev'
 import { type BuildOutput, Emitter, type OutputImage, type Picture } from './emit'
-import { createEngine, type Engine, type GenerateHooks } from './engine'
+import { createEngine, type Engine } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
-import { resolveOptions, transformOf } from './options'
+import { resolveOptions, transformOfRequest } from './options'
 import { findScripts, parseScript } from './scan'
 import { formatSummary } from './summary'
 import { writeScriptTypes } from './typegen'
 import type { AssetRecord, AssetRequest, CacheHit, FluxAssetsOptions, Logger, RunSummary, TransformSettings } from './types'
-import { Variants, type VariantSet, type VariantsHooks } from './variants'
+import { Variants, variantsAhead, type VariantSet, type VariantsHooks } from './variants'
 
 /** Where `?flux` URLs point: the build's emitted files, or (Vite dev) the cache route under the server's base. */
 export type Target = BuildOutput | { devBase: string }
@@ -138,7 +138,7 @@ export class BuildSession {
   async generateAll(variantsSignal?: AbortSignal): Promise<string> {
     const engine = this.need()
     const { files, requests } = await engine.scan()
-    const result = await engine.generate(requests, this.signal(), variantsSignal && this.variantsAhead(requests, variantsSignal))
+    const result = await engine.generate(requests, this.signal(), variantsSignal && variantsAhead(this.variants, requests, r => this.transformOf(r), variantsSignal))
     // A full scan is the truth: assets removed from a script must not linger (dev, watch).
     this.files = files
     this.records.clear()
@@ -147,20 +147,6 @@ export class BuildSession {
     this.summary = result.summary
     await this.writeTypes()
     return formatSummary(result.summary)
-  }
-
-  /**
-   * Starts the variants of each key's records (their own transforms) once the engine has the key's entry. The work is
-   * Variants' memo: emit's of() for the same record gets it; a failure is forgotten there and met again by emit.
-   */
-  private variantsAhead(requests: AssetRequest[], signal: AbortSignal): GenerateHooks {
-    const byKey = new Map<string, AssetRequest[]>()
-    for (const r of requests) {
-      const list = byKey.get(r.key)
-      if (list) list.push(r)
-      else byKey.set(r.key, [r])
-    }
-    return { onHit: (key, hit) => byKey.get(key)?.forEach(r => void this.variants.of(hit, this.transformOf(r), signal)) }
   }
 
   /** One script's records, generating what is missing (a `?flux` module outside `include`, or dev on demand). */
@@ -238,8 +224,7 @@ export class BuildSession {
 
   /** A record's variant settings: its script's over the global ones. */
   transformOf(record: Pick<AssetRequest, 'transform'>): TransformSettings {
-    const global = this.need().options.transform
-    return record.transform ? transformOf(record.transform, global) : global
+    return transformOfRequest(record, this.need().options.transform)
   }
 
   /** A record's picture, emitted (once per build): its image, its variants (cached or made now), its blur. */

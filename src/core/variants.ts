@@ -5,8 +5,9 @@ import { dirname, join } from 'node:path'
 import pLimit from 'p-limit'
 import { FluxError } from './errors'
 import { canonicalJson, sha256 } from './key'
+import type { GenerateHooks } from './engine'
 import type { Store, VariantHit } from './store'
-import type { CacheHit, TransformSettings, VariantFormat } from './types'
+import type { AssetRequest, CacheHit, TransformSettings, VariantFormat } from './types'
 
 /**
  * The variants stage, between the store and emit: given a verified cache entry and the transform settings, the web
@@ -233,6 +234,22 @@ export class Variants {
     const blur = blurHit && blurBytes ? { color: blurHit.record.color ?? '#808080', dataURL: `data:image/webp;base64,${blurBytes.toString('base64')}` } : null
     return { variants, blur }
   }
+}
+
+/**
+ * engine.generate's hooks that start the variants of each request (its own transform) as soon as its key's verified
+ * entry exists: cached ones right after plan, generated ones as schedule stores them, while the other images are
+ * still generated. `started` holds the work (Variants' memo: a later of() for the same record gets the same promise).
+ */
+export function variantsAhead(stage: Variants, requests: AssetRequest[], transformOf: (r: AssetRequest) => TransformSettings, signal: AbortSignal): GenerateHooks & { started: Array<Promise<VariantSet>> } {
+  const byKey = new Map<string, AssetRequest[]>()
+  for (const r of requests) {
+    const list = byKey.get(r.key)
+    if (list) list.push(r)
+    else byKey.set(r.key, [r])
+  }
+  const started: Array<Promise<VariantSet>> = []
+  return { started, onHit: (key, hit) => byKey.get(key)?.forEach(r => void started.push(stage.of(hit, transformOf(r), signal))) }
 }
 
 function hex({ r, g, b }: { r: number; g: number; b: number }): string {
