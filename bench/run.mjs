@@ -114,7 +114,9 @@ function report(r) {
     out.push('', `6. Web variants: ${v.params.images} photo-like ${v.params.size.width}×${v.params.size.height} JPEGs, sharp ${v.params.sharp} (libvips ${v.params.libvips})`)
     out.push(`   bytes a page ships: WebP q${v.params.quality.webp} ${kb(v.bytes.webpBytes)} vs JPEG ${kb(v.bytes.originalBytes)}: ${round(v.bytes.saved * 100, 1)}% fewer (+ ${v.bytes.blurBytes} B of blur data URLs in the JS, ${round(v.bytes.blurBytes / v.params.images)} B each); target ${v.bytes.target}: ${verdict(v.bytes.met)}`)
     out.push(`   cold build (makes every variant): ${seconds(v.coldBuild.ms)}, peak RSS ${mb(v.coldBuild.maxRssBytes)}`)
-    out.push(`   warm build with variants ${seconds(v.warmBuild.medianWithMs)} vs formats: [] ${seconds(v.warmBuild.medianWithoutMs)} (${v.warmBuild.ratio.toFixed(2)}×; runs ${v.warmBuild.withVariantsMs.map(seconds).join(', ')} / ${v.warmBuild.withoutMs.map(seconds).join(', ')}); target ${v.warmBuild.target}: ${verdict(v.warmBuild.met)}`)
+    const w = v.warmBuild
+    out.push(`   warm build with variants vs formats: [], ${w.pairs} alternating pairs: median pair ratio ${w.ratio.toFixed(2)}× (spread ${w.spread.min.toFixed(2)}–${w.spread.max.toFixed(2)}×; pairs ${w.pairRatios.map((/** @type {number} */ r) => r.toFixed(2)).join(', ')})`)
+    out.push(`   medians ${seconds(w.medianWithMs)} vs ${seconds(w.medianWithoutMs)} (${w.mediansRatio.toFixed(2)}×; runs ${w.withVariantsMs.map(seconds).join(', ')} / ${w.withoutMs.map(seconds).join(', ')}); variant files written by the warm builds: ${w.variantFilesWritten} of ${w.variantFiles}; target ${w.target}: ${verdict(w.met)}`)
     out.push(`   sharp, one image (decode ${v.encode.decodeMs} ms):`)
     out.push(table(['format', 'width', 'encode', 'bytes'], v.encode.rows.map((/** @type {any} */ r) => [r.format, r.width, `${r.ms} ms`, kb(r.bytes)])))
     out.push(`   throughput (full-width WebP, decode included): ${v.encode.throughput.map((/** @type {any} */ t) => `${t.imagesPerSecond} images/s at ${t.concurrency}`).join(', ')}`)

@@ -3,7 +3,7 @@
 // made. Measures the bytes a page of N images ships at the default settings (WebP q75) against the JPEGs, a cold
 // build that makes the variants and its peak RSS, the warm build with variants against the same build with
 // `formats: []`, and sharp alone per format and width and across cores.
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { makePhoto } from '../test/photo.mjs'
@@ -14,6 +14,8 @@ export async function variants(run, { smoke }) {
   const n = smoke ? 3 : 20
   const memoryN = smoke ? 4 : 100
   const runs = smoke ? 1 : 3
+  /** Alternating pairs of warm builds, with and without variants: on a shared machine a pair's two builds see about the same load. */
+  const pairs = smoke ? 1 : 7
   const size = smoke ? { width: 320, height: 256 } : { width: 1024, height: 768 }
   const dir = join(run.dir, 'variants')
   const { createEngine, resolveOptions } = await import(pathToFileURL(join(run.dist, 'index.js')).href)
@@ -64,14 +66,20 @@ export async function variants(run, { smoke }) {
   const blurBytes = entries.reduce((s, e) => s + e.blur.dataURL.length, 0)
   const warm = { withVariants: /** @type {number[]} */ ([]), without: /** @type {number[]} */ ([]), rssWith: /** @type {number[]} */ ([]) }
   await build(page, { formats: [] })
-  for (let i = 0; i < runs; i++) {
+  // What the warm builds wrote: every variant file's inode, mtime and size before and after (a file encoded again is
+  // written again, atomically: a new inode). Counted across processes, where the stage's onEncode hook cannot be.
+  const before = await variantFiles(page.cacheDir)
+  for (let i = 0; i < pairs; i++) {
     for (const withVariants of i % 2 ? [false, true] : [true, false]) {
       const r = await build(page, withVariants ? {} : { formats: [] })
       if (withVariants) (warm.withVariants.push(round(r.buildMs)), warm.rssWith.push(r.maxRssBytes))
       else warm.without.push(round(r.buildMs))
     }
   }
-  const ratio = round(median(warm.withVariants) / median(warm.without), 3)
+  const after = await variantFiles(page.cacheDir)
+  const written = [...after].filter(([f, sig]) => before.get(f) !== sig).length
+  const pairRatios = warm.withVariants.map((w, i) => round(w / warm.without[i], 3))
+  const ratio = round(median(pairRatios), 3)
 
   // sharp alone on one photo, and the throughput over the page's photos.
   const encode = await runChild('encode', { files: page.files, formats: ['webp', 'avif'], widths: smoke ? [128, 256] : [480, 960, 1024], quality: { webp: 75, avif: 50 }, runs }, { timeoutMs: 600_000 })
@@ -83,11 +91,33 @@ export async function variants(run, { smoke }) {
 
   const saved = round(1 - webpBytes / page.originalBytes, 3)
   return {
-    params: { images: n, size, quality: { webp: 75 }, memoryImages: memoryN, runs, sharp: encode.versions.sharp, libvips: encode.versions.vips },
+    params: { images: n, size, quality: { webp: 75 }, memoryImages: memoryN, runs, pairs, sharp: encode.versions.sharp, libvips: encode.versions.vips },
     bytes: { originalBytes: page.originalBytes, webpBytes, blurBytes, saved, target: '≥ 50% fewer bytes shipped than the JPEGs at the default quality', met: saved >= 0.5 },
     coldBuild: { ms: round(cold.buildMs), maxRssBytes: cold.maxRssBytes },
-    warmBuild: { withVariantsMs: warm.withVariants, withoutMs: warm.without, medianWithMs: median(warm.withVariants), medianWithoutMs: median(warm.without), ratio, target: 'with variants ≤ 1.10 × without', met: ratio <= 1.1 },
+    warmBuild: {
+      pairs,
+      withVariantsMs: warm.withVariants,
+      withoutMs: warm.without,
+      medianWithMs: median(warm.withVariants),
+      medianWithoutMs: median(warm.without),
+      // Each pair's with / without, in order; their median is the figure, their range its spread.
+      pairRatios,
+      ratio,
+      spread: { min: Math.min(...pairRatios), max: Math.max(...pairRatios) },
+      mediansRatio: round(median(warm.withVariants) / median(warm.without), 3),
+      variantFiles: before.size,
+      variantFilesWritten: written,
+      target: 'median pair ratio, with variants ≤ 1.10 × without; the warm builds write no variant file',
+      met: ratio <= 1.1 && written === 0,
+    },
     encode: { decodeMs: round(encode.decodeMs), rows: encode.rows.map((/** @type {any} */ r) => ({ ...r, ms: round(r.ms) })), throughput: encode.throughput.map((/** @type {any} */ t) => ({ ...t, ms: round(t.ms), imagesPerSecond: round(t.imagesPerSecond, 2) })) },
     memory: { images: memoryN, coldMs: round(manyCold.buildMs), coldRssBytes: manyCold.maxRssBytes, warmRssBytes: manyWarm.maxRssBytes, extraRssBytes: manyCold.maxRssBytes - manyWarm.maxRssBytes },
   }
+}
+
+/** Every variant file of a cache (`<key>~<variant key>…`) → its inode, mtime and size. @param {string} cacheDir */
+async function variantFiles(cacheDir) {
+  const root = join(cacheDir, 'v1')
+  const files = (await readdir(root, { recursive: true })).filter(f => f.includes('~') && !f.startsWith('tmp'))
+  return new Map(await Promise.all(files.map(async f => /** @type {const} */ ([f, await stat(join(root, f)).then(s => `${s.ino} ${s.mtimeMs} ${s.size}`)]))))
 }
