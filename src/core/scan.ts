@@ -1,8 +1,8 @@
-import { promises as fsp } from 'node:fs'
 import { relative, sep } from 'node:path'
 import fg from 'fast-glob'
 import pLimit from 'p-limit'
 import { ScriptError } from './errors'
+import { readText } from './fs-read'
 import { describeSyntaxError } from './json-errors'
 import { type Overrides, type RequestOptions, toRequest } from './plan'
 import { OPTIONS, type OptionSpec, PER_ASSET, problem } from './schema'
@@ -201,7 +201,7 @@ export async function scanScripts(options: ResolvedOptions): Promise<{ files: st
         const script = relative(options.root, file).split(sep).join('/')
         let source: string
         try {
-          source = await fsp.readFile(file, 'utf8')
+          source = await readText(file)
         } catch (error) {
           return { requests: [], issues: [{ script, where: '/', message: readFailure(error) }], notes: new Set<string>() }
         }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { refuseLinks, TEMP_NAME, writeAtomic } from './cache-fs'
+import { readText, statOf } from './fs-read'
 import { verifyImage } from './image'
 import { readImageHeader } from './image-header'
 import { CACHE_VERSION, sha256 } from './key'
@@ -289,7 +290,7 @@ export class FileStore implements Store {
 
   private async readVariantRecord(source: string, key: string): Promise<VariantRecord | undefined> {
     try {
-      const record = JSON.parse(await readFile(this.variantRecordPath(source, key), 'utf8')) as VariantRecord
+      const record = JSON.parse(await readText(this.variantRecordPath(source, key))) as VariantRecord
       const ok =
         record.version === CACHE_VERSION &&
         record.key === key &&
@@ -461,7 +462,7 @@ export class FileStore implements Store {
 
   private async readRecord(key: string): Promise<CacheRecord | undefined> {
     try {
-      const record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as CacheRecord
+      const record = JSON.parse(await readText(this.recordPath(key))) as CacheRecord
       const ok =
         record.version === CACHE_VERSION &&
         record.key === key &&
@@ -499,7 +500,7 @@ export class FileStore implements Store {
  * (and the recorded mtime put back, so the next read can trust it again: a git checkout resets mtimes).
  */
 async function intact(file: string, record: { size: number; mtimeMs: number; sha256: string }): Promise<boolean> {
-  const info = await stat(file).catch(() => undefined)
+  const info = await statOf(file).catch(() => undefined)
   if (!info?.isFile() || info.size !== record.size) return false
   // Within a millisecond: a restored mtime comes back a few ns off (float seconds), so an exact match would never recur.
   if (Math.abs(info.mtimeMs - record.mtimeMs) < 1) return true
