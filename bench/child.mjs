@@ -186,6 +186,40 @@ const tasks = {
       warnings: logs.warnings.length,
     }
   },
+
+  /**
+   * The physical floor of scenario 3: only reading + JSON.parse of every script, and reading + parsing every cache
+   * record and stat'ing its image; no glob, no schema, no keys. Once one file at a time with sync calls (what the disk
+   * and the parser allow one thread), once through fs's callback API 64 at a time (what the async reads cost).
+   */
+  async floor() {
+    const fs = await import('node:fs')
+    const walk = (/** @type {string} */ dir, /** @type {RegExp} */ re) =>
+      fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter(e => e.isFile() && re.test(e.name)).map(e => join(e.parentPath ?? e.path, e.name))
+    const scripts = walk(args.root, /\.script\.json$/)
+    const v1 = join(args.cacheDir, 'v1')
+    const records = fs.readdirSync(v1).filter(s => /^[0-9a-f]{2}$/.test(s)).flatMap(s => fs.readdirSync(join(v1, s)).filter(n => /^[0-9a-f]{64}\.json$/.test(n)).map(n => join(v1, s, n)))
+    const image = (/** @type {string} */ rec, /** @type {any} */ r) => join(rec, '..', `${r.key}-${r.sha256.slice(0, 16)}.${r.ext}`)
+    let t = performance.now()
+    for (const f of scripts) JSON.parse(fs.readFileSync(f, 'utf8'))
+    const syncScriptsMs = performance.now() - t
+    t = performance.now()
+    for (const f of records) fs.statSync(image(f, JSON.parse(fs.readFileSync(f, 'utf8'))))
+    const syncRecordsMs = performance.now() - t
+    const read = (/** @type {string} */ f) => new Promise((res, rej) => fs.readFile(f, 'utf8', (e, x) => (e ? rej(e) : res(x))))
+    const stat = (/** @type {string} */ f) => new Promise((res, rej) => fs.stat(f, (e, x) => (e ? rej(e) : res(x))))
+    const bounded = async (/** @type {string[]} */ items, /** @type {(f: string) => Promise<unknown>} */ fn) => {
+      let next = 0
+      await Promise.all(Array.from({ length: 64 }, async () => { while (next < items.length) await fn(items[next++]) }))
+    }
+    t = performance.now()
+    await bounded(scripts, async f => JSON.parse(/** @type {string} */ (await read(f))))
+    const asyncScriptsMs = performance.now() - t
+    t = performance.now()
+    await bounded(records, async f => stat(image(f, JSON.parse(/** @type {string} */ (await read(f))))))
+    const asyncRecordsMs = performance.now() - t
+    return { scripts: scripts.length, records: records.length, syncScriptsMs, syncRecordsMs, syncMs: syncScriptsMs + syncRecordsMs, asyncScriptsMs, asyncRecordsMs, asyncMs: asyncScriptsMs + asyncRecordsMs }
+  },
 }
 
 /**

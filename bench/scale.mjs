@@ -59,9 +59,16 @@ export async function scale(run, { smoke, tiers = smoke ? [10, 40] : [100, 1000,
       return r
     }
     const results = /** @type {any[]} */ ([])
-    for (let i = 0; i < runs; i++) results.push(await measure())
-    const pick = (/** @type {string} */ k) => round(median(results.map(r => r[k])))
-    out.push({ files, occurrences, unique, imageBytes, totalMs: pick('totalMs'), scanMs: pick('scanMs'), checkMs: pick('checkMs'), runsMs: results.map(r => round(r.totalMs)), maxRssBytes: median(results.map(r => r.maxRssBytes)) })
+    // The floor (child.mjs `floor`: only read + parse the scripts and records, stat the images) alternates with the
+    // measured runs, so both see the same minute of a shared machine.
+    const floors = /** @type {any[]} */ ([])
+    for (let i = 0; i < runs; i++) {
+      results.push(await measure())
+      floors.push(await runChild('floor', { root, cacheDir }))
+    }
+    const pick = (/** @type {string} */ k, rows = results) => round(median(rows.map(r => r[k])))
+    const floor = { syncMs: pick('syncMs', floors), syncScriptsMs: pick('syncScriptsMs', floors), syncRecordsMs: pick('syncRecordsMs', floors), asyncMs: pick('asyncMs', floors) }
+    out.push({ files, occurrences, unique, imageBytes, totalMs: pick('totalMs'), scanMs: pick('scanMs'), checkMs: pick('checkMs'), runsMs: results.map(r => round(r.totalMs)), maxRssBytes: median(results.map(r => r.maxRssBytes)), floor })
 
     if (files === rehashTier) {
       // Every image's mtime changes, bytes untouched: size matches, mtime does not, so each entry is re-hashed.
@@ -82,11 +89,17 @@ export async function scale(run, { smoke, tiers = smoke ? [10, 40] : [100, 1000,
     }
   }
   const target = out.find(t => t.files === 1000)
+  const large = out.find(t => t.files === 10_000)
   return {
     params: { perFile: PER_FILE, uniqueShare: UNIQUE_SHARE, runs },
     tiers: out,
     rehash,
     target: '1,000 files (10,000 occurrences, 2,000 unique) < 1.5 s',
     met: target ? target.totalMs < 1500 : null,
+    // #16: discovery of 10,000 scripts (100,000 occurrences) under 2 s; where the floor itself is above that, the
+    // ratio to the floor is what to report.
+    largeTarget: '10,000 files (100,000 occurrences, 20,000 unique) < 2 s',
+    largeMet: large ? large.totalMs < 2000 : null,
+    largeVsFloor: large ? round(large.totalMs / large.floor.syncMs, 2) : null,
   }
 }
