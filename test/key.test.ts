@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CACHE_VERSION, cacheKey, canonicalJson, sha256 } from '../src/core/key'
+import { CACHE_VERSION, cacheKey, canonicalJson, keyTextAround, sha256 } from '../src/core/key'
 import { resolveOptions } from '../src/core/options'
 import { parseScript } from '../src/core/scan'
 import type { ImageSettings } from '../src/core/types'
@@ -63,6 +63,35 @@ describe('cacheKey', () => {
   it('changes with the prompt, even by one character or whitespace', () => {
     expect(cacheKey(`${PROMPT}.`, BASE)).not.toBe(cacheKey(PROMPT, BASE))
     expect(cacheKey(`${PROMPT} `, BASE)).not.toBe(cacheKey(PROMPT, BASE))
+  })
+})
+
+describe('keyTextAround (the memoized keying of plan.ts)', () => {
+  const settings: ImageSettings[] = [
+    BASE,
+    { ...BASE, seed: 7, guidance: 3.5, negativePrompt: '"prompt":"x" and \\u0000', aspectRatio: '16:9', promptUpsampling: true },
+    { provider: 'openai', model: 'gpt-image-1', width: 1024, height: 1024, providerOptions: { openai: { quality: 'high', prompt: 'nested' } } },
+  ]
+  const prompts = [PROMPT, 'quotes " and \\ backslash', 'unicode ✓ 🦊 and a NUL \u0000', '']
+  it('cuts the canonical text so that before + the quoted prompt + after is what cacheKey hashes', () => {
+    for (const s of settings) {
+      const [before, after] = keyTextAround(s)
+      for (const prompt of prompts) expect(sha256(before + JSON.stringify(prompt) + after)).toBe(cacheKey(prompt, s))
+    }
+  })
+  it('gives every occurrence of a script the key cacheKey gives it, with or without settings of its own, twice over', () => {
+    const options = resolveOptions({ root: '/tmp', promptPrefix: 'Pre: ', seed: 3 }, '/tmp', { env: {} })
+    const script = JSON.stringify({ visual_track: [{ assets: { a: 'one', b: 'one', c: { prompt: 'one', seed: 9 }, d: { prompt: 'two', seed: 9 }, e: 'two' } }] })
+    for (let round = 0; round < 2; round++) {
+      const { requests } = parseScript(script, 's.script.json', options)
+      expect(requests).toHaveLength(5)
+      for (const r of requests) expect(r.key).toBe(cacheKey(r.prompt, r.settings))
+      expect(requests[2]!.settings.seed).toBe(9)
+      expect(requests[0]!.settings.seed).toBe(3)
+      expect(new Set(requests.map(r => r.key)).size).toBe(4)
+      // Each request has its own settings object: changing one never changes another's.
+      expect(requests[0]!.settings).not.toBe(requests[1]!.settings)
+    }
   })
 })
 

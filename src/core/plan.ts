@@ -1,4 +1,4 @@
-import { cacheKey } from './key'
+import { keyTextAround, sha256 } from './key'
 import { defaultProvider, type ProviderDefinition } from './providers'
 import type { RequestFields } from './providers/models'
 import type { Store } from './store'
@@ -28,6 +28,42 @@ export type Planned = { request: AssetRequest; issues?: undefined; notes: string
  * the cache key. A setting the model cannot take is an issue at the asset (or at its own key, when the script set it).
  */
 export function toRequest(asset: Occurrence, options: RequestOptions, provider: ProviderDefinition = options.provider ?? defaultProvider): Planned {
+  // Most occurrences share their settings (none of their own, or the same few): their plan and the canonical text
+  // around the prompt are worked out once per options, provider and overrides (10,000 scripts: 100,000 occurrences).
+  const memo = memoOf(options, provider)
+  const overridesText = JSON.stringify(asset.overrides)
+  let shared = memo.get(overridesText)
+  if (!shared) {
+    const planned = planSettings(asset, options, provider)
+    if (!planned.request) return planned
+    if (memo.size >= MEMO_LIMIT) memo.clear()
+    memo.set(overridesText, (shared = { ...planned.request, keys: new Map() }))
+  }
+  const prompt = options.promptPrefix + asset.prompt + options.promptSuffix
+  let key = shared.keys.get(prompt)
+  if (key === undefined) {
+    key = sha256(shared.before + JSON.stringify(prompt) + shared.after)
+    if (shared.keys.size >= MEMO_LIMIT) shared.keys.clear()
+    shared.keys.set(prompt, key)
+  }
+  return { request: { script: asset.script, pointer: asset.pointer, id: asset.id, prompt, settings: { ...shared.settings }, key }, notes: shared.notes }
+}
+
+/** Bound on each memo (overrides per options, prompts per overrides), so memory stays flat however many scripts. */
+const MEMO_LIMIT = 50_000
+type Shared = { settings: ImageSettings; notes: string[]; before: string; after: string; keys: Map<string, string> }
+const memos = new WeakMap<RequestOptions, WeakMap<ProviderDefinition, Map<string, Shared>>>()
+
+function memoOf(options: RequestOptions, provider: ProviderDefinition): Map<string, Shared> {
+  let byProvider = memos.get(options)
+  if (!byProvider) memos.set(options, (byProvider = new WeakMap()))
+  let memo = byProvider.get(provider)
+  if (!memo) byProvider.set(provider, (memo = new Map()))
+  return memo
+}
+
+/** An occurrence's settings as planned, and the canonical key text before and after its prompt (see cacheKey). */
+function planSettings(asset: Occurrence, options: RequestOptions, provider: ProviderDefinition): { request: Omit<Shared, 'keys'>; issues?: undefined; notes: string[] } | { request?: undefined; issues: ScriptIssue[]; notes: string[] } {
   const merged = { ...options.defaults, ...asset.overrides }
   const providerOptions = mergeProviderOptions(options.defaults.providerOptions, asset.overrides.providerOptions)
   if (providerOptions) merged.providerOptions = providerOptions
@@ -41,8 +77,8 @@ export function toRequest(asset: Occurrence, options: RequestOptions, provider: 
     return { issues, notes: [] }
   }
   const settings = toSettings(provider.id, model, planned.fields, planned.expectedSize ?? merged)
-  const prompt = options.promptPrefix + asset.prompt + options.promptSuffix
-  return { request: { script: asset.script, pointer: asset.pointer, id: asset.id, prompt, settings, key: cacheKey(prompt, settings) }, notes: planned.notes }
+  const [before, after] = keyTextAround(settings)
+  return { request: { settings, notes: planned.notes, before, after }, notes: planned.notes }
 }
 
 /**
