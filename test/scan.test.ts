@@ -445,14 +445,14 @@ describe('findScripts / scanScripts', () => {
   })
 
   it('reports a file that cannot be read as an issue, not a crash', async () => {
-    // The scan reads through fs.readFile's callback API (fs-read.ts: far cheaper than fs/promises for 10,000 files).
-    const realRead = fs.readFile
-    const spy = vi.spyOn(fs, 'readFile').mockImplementation(((path: unknown, ...rest: unknown[]) => {
-      const done = rest.at(-1) as (error: Error | null, text?: string) => void
+    // The scan reads through fs's callback API (fs-read.ts: far cheaper than fs/promises for 10,000 files).
+    const realOpen = fs.open
+    const spy = vi.spyOn(fs, 'open').mockImplementation(((path: unknown, ...rest: unknown[]) => {
+      const done = rest.at(-1) as (error: Error | null, fd?: number) => void
       if (String(path).endsWith('b.script.json')) return done(Object.assign(new Error('EACCES: permission denied, open'), { code: 'EACCES' }))
       if (String(path).endsWith('intro.script.json')) return done(Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' }))
-      return (realRead as (...args: unknown[]) => void)(path, ...rest)
-    }) as typeof fs.readFile)
+      return (realOpen as (...args: unknown[]) => void)(path, ...rest)
+    }) as typeof fs.open)
     try {
       const error = (await scanScripts(makeOptions({ root, exclude: ['**/node_modules/**', 'drafts/**'] })).catch(e => e)) as ScriptError
       expect(error).toBeInstanceOf(ScriptError)

@@ -26,8 +26,8 @@ export interface GenerateHooks {
 export interface Engine {
   readonly options: ResolvedOptions
   readonly store: FileStore
-  /** Finds and validates every script. Throws ScriptError listing every problem. */
-  scan(): ReturnType<typeof scanScripts>
+  /** Finds and validates every script. Throws ScriptError listing every problem. `onScript`: see scanScripts. */
+  scan(onScript?: Parameters<typeof scanScripts>[1]): ReturnType<typeof scanScripts>
   /** Says each note once per engine (an unknown model, a size a model rounds): not once per image or rebuild. */
   note(notes: Iterable<string>): void
   /**
@@ -158,8 +158,8 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   return {
     options,
     store,
-    scan: async () => {
-      const scanned = await scanScripts(options)
+    scan: async onScript => {
+      const scanned = await scanScripts(options, onScript)
       note(scanned.notes)
       return scanned
     },

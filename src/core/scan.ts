@@ -2,7 +2,7 @@ import { relative, sep } from 'node:path'
 import fg from 'fast-glob'
 import pLimit from 'p-limit'
 import { ScriptError } from './errors'
-import { readText } from './fs-read'
+import { type ReadWithStat, readTextWithStat } from './fs-read'
 import { describeSyntaxError } from './json-errors'
 import { type Overrides, type RequestOptions, toRequest } from './plan'
 import { OPTIONS, type OptionSpec, PER_ASSET, problem } from './schema'
@@ -191,21 +191,36 @@ export async function findScripts(options: Pick<ResolvedOptions, 'root' | 'inclu
   return [...new Set(found)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
 }
 
-/** Find + read (concurrently) + parse every script. Throws ScriptError with ALL issues across all files if any. */
-export async function scanScripts(options: ResolvedOptions): Promise<{ files: string[]; requests: AssetRequest[]; notes: string[] }> {
+/** A script the scan parsed without an issue, handed to `onScript` (typed scripts: typegen.ts) so nothing reads it again. */
+export interface ScannedScript {
+  file: string
+  /** Root-relative posix path. */
+  script: string
+  data: unknown
+  /** Of the bytes read. */
+  size: number
+  mtimeMs: number
+}
+
+/**
+ * Find + read (concurrently) + parse every script. Throws ScriptError with ALL issues across all files if any.
+ * `onScript` sees each parsed document as it is read (the scan keeps none of them).
+ */
+export async function scanScripts(options: ResolvedOptions, onScript?: (scanned: ScannedScript) => void): Promise<{ files: string[]; requests: AssetRequest[]; notes: string[] }> {
   const files = await findScripts(options)
   const limit = pLimit(READ_CONCURRENCY)
   const results = await Promise.all(
     files.map(file =>
       limit(async () => {
         const script = relative(options.root, file).split(sep).join('/')
-        let source: string
+        let read: ReadWithStat
         try {
-          source = await readText(file)
+          read = await readTextWithStat(file)
         } catch (error) {
           return { requests: [], issues: [{ script, where: '/', message: readFailure(error) }], notes: new Set<string>() }
         }
-        const { requests, issues, notes } = parseScript(source, script, options)
+        const { data, requests, issues, notes } = parseScript(read.text, script, options)
+        if (onScript && issues.length === 0) onScript({ file, script, data, size: read.size, mtimeMs: read.mtimeMs })
         return { requests, issues, notes }
       }),
     ),

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
+import pLimit from 'p-limit'
 import { type Expr, FLUX_QUERY, fluxModuleCode, type PictureFields, pictureExprs, pictureFields, virtualModuleCode } from './codegen'
 import { devPicture } from './dev'
 import { type BuildOutput, Emitter, type OutputImage, type Picture } from './emit'
@@ -9,9 +10,10 @@ import { createEngine, type Engine } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
 import { resolveOptions, transformOfRequest } from './options'
-import { findScripts, parseScript } from './scan'
+import { findScripts, parseScript, type ScannedScript } from './scan'
+import { readTextWithStat, statOf } from './fs-read'
 import { formatSummary } from './summary'
-import { writeScriptTypes } from './typegen'
+import { declarations, scriptType, writeDeclarations } from './typegen'
 import type { AssetRecord, AssetRequest, CacheHit, FluxAssetsOptions, Logger, RunSummary, TransformSettings } from './types'
 import { Variants, variantsAhead, type VariantSet, type VariantsHooks } from './variants'
 
@@ -36,6 +38,12 @@ export class BuildSession {
   private emitter: Emitter | undefined
   /** Web variants of the cached images (variants.ts): one per plugin instance, so one encode pool. */
   private variantStage: Variants | undefined
+  /**
+   * Typed scripts: each script's declared type by file, with the size + mtime of the text it was made from. A full
+   * scan hands them over as it parses (nothing is read twice); in dev a `?flux` load stats every script and reads
+   * again only those that changed. Types only, not documents: memory stays at the size of the declarations.
+   */
+  private types = new Map<string, ScriptTypeEntry>()
   /** The current build's startBuild: loads wait for it, and fail with it when it failed. */
   private building: Promise<unknown> | undefined
   /** Aborted by cancel(): the bundler gave up on the build (watch mode closed), so its API calls stop. */
@@ -137,7 +145,10 @@ export class BuildSession {
    */
   async generateAll(variantsSignal?: AbortSignal): Promise<string> {
     const engine = this.need()
-    const { files, requests } = await engine.scan()
+    const typed = new Map<string, ScriptTypeEntry>()
+    const onScript = engine.options.dts ? (s: ScannedScript) => void typed.set(s.file, { script: s.script, size: s.size, mtimeMs: s.mtimeMs, type: scriptType(s.data) }) : undefined
+    const { files, requests } = await engine.scan(onScript)
+    if (onScript) this.types = typed
     const result = await engine.generate(requests, this.signal(), variantsSignal && variantsAhead(this.variants, requests, r => this.transformOf(r), variantsSignal))
     // A full scan is the truth: assets removed from a script must not linger (dev, watch).
     this.files = files
@@ -145,7 +156,7 @@ export class BuildSession {
     for (const record of result.assets) this.records.set(recordId(record), record)
     this.hits = new Map(result.hits)
     this.summary = result.summary
-    await this.writeTypes()
+    await this.writeTypes(false)
     return formatSummary(result.summary)
   }
 
@@ -175,23 +186,44 @@ export class BuildSession {
     for (const [id, record] of this.records) if (record.script === script && !current.has(id)) this.records.delete(id)
     for (const record of records) this.records.set(recordId(record), record)
     // Dev: an edited script's own type follows it (a full build writes them all in generateAll).
-    if (engine.options.dev) await this.writeTypes()
+    if (engine.options.dev) await this.writeTypes(true)
     return { data, records }
   }
 
-  /** The typed-script declarations of every script found (typegen.ts), unless `dts: false`. */
-  private async writeTypes(): Promise<void> {
+  /**
+   * The typed-script declarations of every script found (typegen.ts), unless `dts: false`; written only when their
+   * text changes. `check`: a script may have changed since it was typed (dev), so each is stat'ed and the changed
+   * ones read again (at most READ_LIMIT at once).
+   */
+  private async writeTypes(check: boolean): Promise<void> {
     const { options } = this.need()
     if (!options.dts) return
     // Dev before any full scan (only ?flux modules loaded so far): find them, so every script is typed.
     const files = this.files.length ? this.files : await findScripts(options)
-    const scripts = await Promise.all(
-      files.map(async file => {
-        const data = await readFile(file, 'utf8').then(t => JSON.parse(t.replace(/^\uFEFF/, '')) as unknown, () => undefined)
-        return { script: relative(options.root, file).split('\\').join('/'), data }
-      }),
-    )
-    await writeScriptTypes(options.root, scripts.filter(s => s.data !== undefined))
+    if (check) {
+      const limit = pLimit(READ_LIMIT)
+      await Promise.all(files.map(file => limit(() => this.retype(file))))
+      const found = new Set(files)
+      for (const file of this.types.keys()) if (!found.has(file)) this.types.delete(file)
+    }
+    const scripts = files.map(file => this.types.get(file)).filter(t => t !== undefined)
+    await writeDeclarations(options.root, declarations(scripts))
+  }
+
+  /** One script's type again if its size or mtime changed since it was typed; one that cannot be read or parsed has none. */
+  private async retype(file: string): Promise<void> {
+    const known = this.types.get(file)
+    const info = known && (await statOf(file).catch(() => undefined))
+    if (known && info && info.size === known.size && info.mtimeMs === known.mtimeMs) return
+    const read = await readTextWithStat(file).catch(() => undefined)
+    let data: unknown
+    try {
+      data = read && (JSON.parse(read.text.replace(/^\uFEFF/, '')) as unknown)
+    } catch {
+      data = undefined
+    }
+    if (!read || data === undefined) return void this.types.delete(file)
+    this.types.set(file, { script: relative(this.root, file).split('\\').join('/'), size: read.size, mtimeMs: read.mtimeMs, type: scriptType(data) })
   }
 
   /** Every record of the last full build, in script order. */
@@ -292,6 +324,17 @@ const NO_OUTPUT: BuildOutput = {
   },
   url: () => '',
 }
+
+/** A script's declared type (typegen.ts) and the size + mtime of the text it was made from. */
+interface ScriptTypeEntry {
+  script: string
+  size: number
+  mtimeMs: number
+  type: string
+}
+
+/** Scripts read at once when their types are checked (dev): bounded, as the scan's reads are (EMFILE). */
+const READ_LIMIT = 32
 
 /** How long a script must be still (no write) before the dev server pays for its new prompts. */
 export const SETTLE_MS = 400
