@@ -98,17 +98,21 @@ const tasks = {
     const { build } = await import('vite')
     const plugins = []
     const { logs, logger } = quietLogger()
+    let own
     if (args.plugin) {
+      const loading = performance.now()
       const { default: flux } = await load('vite.js')
+      const pluginImportMs = performance.now() - loading
       // args.flux: more plugin options (the variants scenario: formats, widths).
-      plugins.push(flux({ cacheDir: args.cacheDir, offline: true, logger, ...args.flux }))
+      own = timeHooks(flux({ cacheDir: args.cacheDir, offline: true, logger, ...args.flux }), pluginImportMs)
+      plugins.push(own.plugin)
     }
     const imported = performance.now()
     await build({ root: args.root, configFile: false, logLevel: 'silent', build: { outDir: args.outDir, emptyOutDir: true, ...args.build }, plugins })
     const buildMs = performance.now() - started
     let placeholders = 0
     if (args.plugin) placeholders = JSON.parse(await readFile(join(args.outDir, 'flux-assets.json'), 'utf8')).entries.filter((/** @type {any} */ e) => e.placeholder).length
-    return { buildMs, importMs: imported - started, placeholders, warnings: logs.warnings.length }
+    return { buildMs, importMs: imported - started, placeholders, warnings: logs.warnings.length, ...(own ? { own: { ...own.times(), ...(await hashFloor(args.cacheDir)) } } : {}) }
   },
 
   /**
@@ -220,6 +224,60 @@ const tasks = {
     const asyncRecordsMs = performance.now() - t
     return { scripts: scripts.length, records: records.length, syncScriptsMs, syncRecordsMs, syncMs: syncScriptsMs + syncRecordsMs, asyncScriptsMs, asyncRecordsMs, asyncMs: asyncScriptsMs + asyncRecordsMs }
   },
+}
+
+/**
+ * The plugin's own time in a build (#16): importing it, plus the wall time during which any of its hooks is running
+ * (overlapping async hooks counted once), which covers the scan, plan, cache check, reading + verifying the bytes and
+ * handing them to `emitFile`. @param {any} plugin @param {number} importMs
+ */
+function timeHooks(plugin, importMs) {
+  let inFlight = 0
+  let since = 0
+  let hooksMs = 0
+  const enter = () => void (inFlight++ === 0 && (since = performance.now()))
+  const leave = () => void (--inFlight === 0 && (hooksMs += performance.now() - since))
+  /** @param {Function} fn */
+  const wrap = fn =>
+    /** @this {unknown} @param {unknown[]} a */
+    function (...a) {
+      enter()
+      let out
+      try {
+        out = fn.apply(this, a)
+      } catch (error) {
+        leave()
+        throw error
+      }
+      if (out && typeof out.then === 'function') return out.then((/** @type {unknown} */ v) => (leave(), v), (/** @type {unknown} */ e) => (leave(), Promise.reject(e)))
+      leave()
+      return out
+    }
+  const one = (/** @type {any} */ p) => {
+    const copy = { ...p }
+    for (const [name, hook] of Object.entries(p)) {
+      if (name === 'name' || name === 'enforce' || name === 'api') continue
+      if (typeof hook === 'function') copy[name] = wrap(hook)
+      else if (hook && typeof hook === 'object' && typeof hook.handler === 'function') copy[name] = { ...hook, handler: wrap(hook.handler) }
+    }
+    return copy
+  }
+  return { plugin: Array.isArray(plugin) ? plugin.map(one) : one(plugin), times: () => ({ importMs, hooksMs, ms: importMs + hooksMs }) }
+}
+
+/**
+ * The floor the plugin's own time is held to: sha256 of the same image bytes (every original in the cache, read
+ * first, untimed), one after the other. @param {string} cacheDir
+ */
+async function hashFloor(cacheDir) {
+  const { createHash } = await import('node:crypto')
+  const { readdir } = await import('node:fs/promises')
+  const v1 = join(cacheDir, 'v1')
+  const files = (await readdir(v1, { recursive: true })).filter(f => /^[0-9a-f]{2}[\\/][0-9a-f]{64}-[0-9a-f]{16}\.(jpg|png|webp)$/.test(f))
+  const buffers = await Promise.all(files.map(f => readFile(join(v1, f))))
+  const t = performance.now()
+  for (const b of buffers) createHash('sha256').update(b).digest('hex')
+  return { hashMs: performance.now() - t, hashedBytes: buffers.reduce((n, b) => n + b.length, 0), hashedFiles: buffers.length }
 }
 
 /**

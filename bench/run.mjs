@@ -86,6 +86,11 @@ function report(r) {
       ['public/', seconds(w.public.medianMs), w.public.buildMs.map(seconds).join(', '), mb(w.public.medianRssBytes)],
     ]))
     out.push(`   ratio ${w.ratio.toFixed(2)}×; target ${w.target}: ${verdict(w.met)}`)
+    if (w.own) {
+      const o = w.own
+      out.push(`   plugin's own time: ${o.ms} ms (import ${o.importMs} ms + hooks ${o.hooksMs} ms: scan, plan, cache check, read + verify + emitFile; runs ${o.runsMs.join(', ')} ms); floor: sha256 of the ${mb(o.hashedBytes)} alone ${o.hashMs} ms`)
+      out.push(`   target ${o.target}: ${verdict(o.met)} (${o.ms} vs ${round(50 + o.hashMs)} ms)`)
+    }
   }
   if (s.memory) {
     const x = s.memory
