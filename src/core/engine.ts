@@ -175,14 +175,16 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
 /** One asset occurrence as callers see it: where it is, and its image file (with its true size) or why it has none. */
 function toRecord(r: AssetRequest, result: ImageResult): AssetRecord {
   const hit = hitOf(result)
-  return {
-    ...r,
+  // Object.assign rather than `{ ...r, …, ...(hit ? {} : { error }) }`, same fields in the same order: V8 took that
+  // literal's slow path, ~3 µs per record, 0.2-0.35 s for the 100,000 occurrences of 10,000 scripts (bench scenario 3).
+  const record: AssetRecord = Object.assign({}, r, {
     file: hit?.file ?? null,
     width: hit?.record.width ?? r.settings.width,
     height: hit?.record.height ?? r.settings.height,
     placeholder: !hit,
-    ...(hit ? {} : { error: (result as { reason: string }).reason }),
-  }
+  })
+  if (!hit) record.error = (result as { reason: string }).reason
+  return record
 }
 
 /** Discover every script under `root`, make sure each asset has an image, and tell what happened. */
