@@ -43,6 +43,12 @@ export interface BuildOutput {
    * `assetFileNames`) emits by name instead, and its reference then gives the final file name.
    */
   emitFile(file: { fileName: string; name?: string }, source: string | Uint8Array): string | undefined
+  /**
+   * The bundler copies an asset's bytes inside emitFile (Rolldown, so Vite 8: its binding turns the Uint8Array into a
+   * Rust Vec there): the emitter may then read images into a few reused buffers. Rollup, webpack and the others keep
+   * the buffer they are given, so each image needs its own.
+   */
+  copiesSources?: boolean
   /** The manifest is left to the caller (the bundler names the files only after the build's start): see manifest(). */
   deferManifest?: boolean
   /** The JS expression that evaluates to an emitted image's URL in the bundle. */
@@ -75,6 +81,9 @@ export class Emitter {
   private readonly images = new Map<string, Promise<OutputImage>>()
   /** Web variants emitted this build, by variant key. */
   private readonly variants = new Map<string, Promise<OutputImage>>()
+
+  /** Read buffers reused across images where the bundler copies what it is given (BuildOutput.copiesSources). */
+  private readonly scratch = new Scratch(SCRATCH_BUFFERS)
 
   constructor(
     private readonly store: Store,
@@ -123,15 +132,26 @@ export class Emitter {
   }
 
   private async emit(record: AssetRecord, out: BuildOutput, known?: CacheHit): Promise<OutputImage> {
+    const hit = record.file ? (known ?? (await this.store.get(record.key))) : undefined
+    if (!hit || !out.copiesSources) return this.emitFrom(record, out, hit)
+    // One image at a time per buffer: read, hashed, handed over, and the buffer is free for the next one.
+    const buffer = await this.scratch.take(hit.record.size + 1)
+    try {
+      return await this.emitFrom(record, out, hit, buffer)
+    } finally {
+      this.scratch.give(buffer)
+    }
+  }
+
+  private async emitFrom(record: AssetRecord, out: BuildOutput, hit: CacheHit | undefined, scratch?: Buffer): Promise<OutputImage> {
     let source: Uint8Array | string
     let ext: string
-    let hit = record.file ? (known ?? (await this.store.get(record.key))) : undefined
     // read() checks the bytes against the record's size and sha256 once more: a broken file is never shipped.
-    let bytes = hit && (await this.store.read(hit))
+    let bytes = hit && (await this.store.read(hit, scratch))
     if (record.file && !bytes && this.repair) {
       // The entry was damaged on disk (read() has dropped it): made again once, or a placeholder (offline).
       ;({ record, hit } = await this.repair(record))
-      bytes = hit && (await this.store.read(hit))
+      bytes = hit && (await this.store.read(hit, scratch && scratch.length > hit.record.size ? scratch : undefined))
     }
     if (bytes) {
       source = bytes
@@ -148,6 +168,30 @@ export class Emitter {
     // The bytes are the bundler's from here: keeping them (for the rest of the build) would hold every image twice.
     const size = typeof source === 'string' ? Buffer.byteLength(source) : source.byteLength
     return { key: record.key, fileName, bytes: size, ref: out.emitFile({ fileName, name: `${slug(record.id)}.${ext}` }, source) }
+  }
+}
+
+/** Images read at once where the buffers are reused: enough to keep the disk and the hash busy, few enough to weigh nothing. */
+const SCRATCH_BUFFERS = 4
+
+/** At most `max` buffers, each grown to the largest size asked of it; take() waits while all are out. */
+class Scratch {
+  private readonly free: Buffer[] = []
+  private readonly waiting: Array<(buffer: Buffer) => void> = []
+  private made = 0
+
+  constructor(private readonly max: number) {}
+
+  async take(size: number): Promise<Buffer> {
+    let buffer = this.free.pop() ?? (this.made < this.max ? (this.made++, Buffer.alloc(0)) : await new Promise<Buffer>(resolve => this.waiting.push(resolve)))
+    if (buffer.length < size) buffer = Buffer.allocUnsafeSlow(Math.max(size, buffer.length * 2))
+    return buffer
+  }
+
+  give(buffer: Buffer): void {
+    const next = this.waiting.shift()
+    if (next) next(buffer)
+    else this.free.push(buffer)
   }
 }
 

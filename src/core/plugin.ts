@@ -91,6 +91,8 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
     return {
       assetsDir,
       deferManifest: rollupLike,
+      // Rolldown (and Vite 8 on it) copies the bytes at emitFile; esbuild's writeFileSync is done with them on return.
+      copiesSources: rolldown || framework === 'rolldown' || !!esbuildOutDir,
       emitFile: ({ fileName, name }, source) => {
         if (esbuildOutDir) {
           const path = resolve(esbuildOutDir, fileName)

@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
+import { open, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
@@ -62,8 +62,11 @@ export interface Damaged {
 export interface Store {
   /** A verified entry, or `undefined` (a broken entry is a miss, never used). */
   get(key: string): Promise<CacheHit | undefined>
-  /** The bytes of a hit, checked once more against its sha256; `undefined` when they changed. */
-  read(hit: CacheHit): Promise<Buffer | undefined>
+  /**
+   * The bytes of a hit, checked once more against its sha256; `undefined` when they changed. With `into` (longer than
+   * the record's size), read into that buffer and returned as a view of it: valid until the caller reuses `into`.
+   */
+  read(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined>
   /** Verifies the image, then stores it and its record so that a crash leaves either the whole entry or none. */
   put(key: string, bytes: Buffer, meta: PutMeta): Promise<CacheHit>
   /** Every key with a record. */
@@ -174,12 +177,12 @@ export class FileStore implements Store {
   }
 
   /** The bytes of a hit, checked against the record's sha256 once more: what is emitted is what was paid for. */
-  read(hit: CacheHit): Promise<Buffer | undefined> {
-    return this.io(() => this.readVerified(hit))
+  read(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined> {
+    return this.io(() => this.readVerified(hit, into))
   }
 
-  private async readVerified(hit: CacheHit): Promise<Buffer | undefined> {
-    const bytes = await readFile(hit.file).catch(() => undefined)
+  private async readVerified(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined> {
+    const bytes = await (into && into.length > hit.record.size ? readInto(hit.file, into) : readFile(hit.file)).catch(() => undefined)
     if (bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256) return bytes
     // Broken on disk although stat looked right: drop the entry, or every later run would trust it and fail again.
     await this.discard(hit.record)
@@ -492,6 +495,25 @@ export class FileStore implements Store {
   private async shards(): Promise<string[]> {
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => [])
     return entries.filter(e => e.isDirectory() && /^[0-9a-f]{2}$/.test(e.name)).map(e => e.name)
+  }
+}
+
+/**
+ * A file's bytes read into `into`, as a view of it. `into` is longer than the file should be, so a file that grew is
+ * seen as longer, not cut to fit.
+ */
+async function readInto(file: string, into: Buffer): Promise<Buffer> {
+  const handle = await open(file, 'r')
+  try {
+    let total = 0
+    while (total < into.length) {
+      const { bytesRead } = await handle.read(into, total, into.length - total, total)
+      if (!bytesRead) break
+      total += bytesRead
+    }
+    return into.subarray(0, total)
+  } finally {
+    await handle.close()
   }
 }
 
