@@ -328,7 +328,13 @@ export class FileStore implements Store {
       // A read-only cache keeps its leftovers: cleaning up is never worth failing a run for.
       if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) await rm(path, { force: true }).then(() => removed++, () => {})
     }
-    return removed + (await this.removeOrphanImages()) + (await this.removeOrphanVariants()) + (await this.locks.sweep())
+    // One listing of each shard serves both sweeps: recover() runs at the start of every build.
+    for (const shard of await this.shards()) {
+      const dir = join(this.root, shard)
+      const names = await readdir(dir).catch(() => [] as string[])
+      removed += (await this.removeOrphanImages(dir, names)) + (await this.removeOrphanVariants(dir, names))
+    }
+    return removed + (await this.locks.sweep())
   }
 
   /**
@@ -336,20 +342,16 @@ export class FileStore implements Store {
    * meanwhile), once older than `orphanAgeMs`: a writer in progress is younger. A record is read only when its key
    * has more than one image file.
    */
-  private async removeOrphanImages(): Promise<number> {
+  private async removeOrphanImages(dir: string, names: string[]): Promise<number> {
     let removed = 0
-    for (const shard of await this.shards()) {
-      const dir = join(this.root, shard)
-      const names = await readdir(dir).catch(() => [] as string[])
-      const records = new Set(names.filter(n => n.endsWith('.json')).map(n => n.slice(0, -5)))
-      const images = names.map(n => IMAGE_NAME.exec(n)).filter(m => m !== null)
-      for (const [name, key, sha16] of images) {
-        let orphan = !records.has(key!)
-        if (!orphan && images.filter(m => m[1] === key).length > 1) orphan = (await this.readRecord(key!))?.sha256.slice(0, 16) !== sha16
-        if (!orphan) continue
-        const info = await stat(join(dir, name)).catch(() => undefined)
-        if (info && this.now() - info.mtimeMs > this.orphanAgeMs) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
-      }
+    const records = new Set(names.filter(n => n.endsWith('.json')).map(n => n.slice(0, -5)))
+    const images = names.map(n => IMAGE_NAME.exec(n)).filter(m => m !== null)
+    for (const [name, key, sha16] of images) {
+      let orphan = !records.has(key!)
+      if (!orphan && images.filter(m => m[1] === key).length > 1) orphan = (await this.readRecord(key!))?.sha256.slice(0, 16) !== sha16
+      if (!orphan) continue
+      const info = await stat(join(dir, name)).catch(() => undefined)
+      if (info && this.now() - info.mtimeMs > this.orphanAgeMs) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
     }
     return removed
   }
@@ -359,28 +361,24 @@ export class FileStore implements Store {
    * source record is gone (their source was removed or discarded as damaged: nothing will ever ask for them), once
    * older than `orphanAgeMs`: a writer in progress is younger. Only names `putVariant` makes.
    */
-  private async removeOrphanVariants(): Promise<number> {
+  private async removeOrphanVariants(dir: string, names: string[]): Promise<number> {
     let removed = 0
     const old = async (path: string) => {
       const info = await stat(path).catch(() => undefined)
       return !!info && this.now() - info.mtimeMs > this.orphanAgeMs
     }
-    for (const shard of await this.shards()) {
-      const dir = join(this.root, shard)
-      const names = await readdir(dir).catch(() => [] as string[])
-      const sources = new Set(names.filter(n => n.endsWith('.json') && KEY.test(n.slice(0, -5))).map(n => n.slice(0, -5)))
-      const records = new Set(names.filter(n => VARIANT_RECORD_NAME.test(n)).map(n => n.slice(0, -5)))
-      const files = names.map(n => VARIANT_NAME.exec(n)).filter(m => m !== null)
-      for (const name of names.filter(n => VARIANT_RECORD_NAME.test(n))) {
-        if (sources.has(name.slice(0, 64)) || !(await old(join(dir, name)))) continue
-        await rm(join(dir, name), { force: true }).then(() => (records.delete(name.slice(0, -5)), removed++), () => {})
-      }
-      for (const [name, source, key, sha16] of files) {
-        const id = `${source}~${key}`
-        let orphan = !sources.has(source!) || !records.has(id)
-        if (!orphan && files.filter(m => m[1] === source && m[2] === key).length > 1) orphan = (await this.readVariantRecord(source!, key!))?.sha256.slice(0, 16) !== sha16
-        if (orphan && (await old(join(dir, name)))) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
-      }
+    const sources = new Set(names.filter(n => n.endsWith('.json') && KEY.test(n.slice(0, -5))).map(n => n.slice(0, -5)))
+    const records = new Set(names.filter(n => VARIANT_RECORD_NAME.test(n)).map(n => n.slice(0, -5)))
+    const files = names.map(n => VARIANT_NAME.exec(n)).filter(m => m !== null)
+    for (const name of names.filter(n => VARIANT_RECORD_NAME.test(n))) {
+      if (sources.has(name.slice(0, 64)) || !(await old(join(dir, name)))) continue
+      await rm(join(dir, name), { force: true }).then(() => (records.delete(name.slice(0, -5)), removed++), () => {})
+    }
+    for (const [name, source, key, sha16] of files) {
+      const id = `${source}~${key}`
+      let orphan = !sources.has(source!) || !records.has(id)
+      if (!orphan && files.filter(m => m[1] === source && m[2] === key).length > 1) orphan = (await this.readVariantRecord(source!, key!))?.sha256.slice(0, 16) !== sha16
+      if (orphan && (await old(join(dir, name)))) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
     }
     return removed
   }
