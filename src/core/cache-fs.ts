@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { FluxError } from './errors'
@@ -9,6 +9,28 @@ import { FluxError } from './errors'
 
 /** What the store names its temp files; the only names it ever deletes from its temp folder. */
 export const TEMP_NAME = /^[^~/\\]+~\d+~[0-9a-f]{12}\.tmp$/
+
+/** A temp file's name in `dir`: `<host>~<pid>~<random>.tmp`, so a later run can tell whether its writer is gone. */
+export function tempName(dir: string): string {
+  return join(dir, `${hostname()}~${process.pid}~${randomBytes(6).toString('hex')}.tmp`)
+}
+
+/**
+ * Removes the temp files (TEMP_NAME only) a killed writer left in `dir`: its pid is dead on this host, or the file is
+ * older than `maxAgeMs` (another host's writer). A folder that takes no writes keeps them: cleaning up is never worth
+ * failing a run for. Returns how many were removed.
+ */
+export async function removeDeadTemp(dir: string, maxAgeMs: number, now: () => number = Date.now): Promise<number> {
+  let removed = 0
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!TEMP_NAME.test(name)) continue
+    const [host, pid] = name.split('~')
+    const path = join(dir, name)
+    const age = now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? now())
+    if ((host === hostname() && !isAlive(Number(pid))) || age > maxAgeMs) await rm(path, { force: true }).then(() => removed++, () => {})
+  }
+  return removed
+}
 
 /** Errors that mean the disk takes no more writes: every further paid image would be lost too. */
 const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES'])
@@ -34,7 +56,7 @@ export async function writeAtomic(tmp: string, target: string, bytes: Buffer): P
   try {
     await mkdir(tmp, { recursive: true })
     await mkdir(dirname(target), { recursive: true })
-    const temp = join(tmp, `${hostname()}~${process.pid}~${randomBytes(6).toString('hex')}.tmp`)
+    const temp = tempName(tmp)
     try {
       const handle = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY)
       try {
@@ -59,4 +81,15 @@ export async function writeAtomic(tmp: string, target: string, bytes: Buffer): P
 export function diskError(error: unknown, path: string): unknown {
   const code = (error as NodeJS.ErrnoException).code ?? ''
   return DISK_CODES.has(code) ? new FluxError('FLUX_DISK', `the cache cannot be written (${code} writing ${path})`) : error
+}
+
+/** Whether a process of this host is running (EPERM: it is, as another user). */
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }

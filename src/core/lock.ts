@@ -1,17 +1,30 @@
-import { mkdir, open, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
+import { link, mkdir, open, readdir, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { diskError } from './cache-fs'
+import { diskError, isAlive, removeDeadTemp, tempName } from './cache-fs'
 import { abortError, sleep } from './retry'
 
 /** A held lock: release it exactly once, whatever happened meanwhile. */
 export type Release = () => Promise<void>
 
-/** The only names KeyLock makes, and the only ones it removes. */
+/** The only lock names KeyLock makes, and the only ones it removes (its temp files: cache-fs TEMP_NAME). */
 const LOCK_NAME = /^[0-9a-f]{64}\.lock$/
 
 /**
- * Cross-process locks by cache key: one file per key (`<dir>/<key>.lock`, created with O_EXCL), holding who took it.
+ * How old an empty or unreadable lock must be to be cleared. Locks are created with their content (link()), so one is
+ * never legitimately empty; only a holder of the open-then-write way (a file system without hard links, an older
+ * version of this plugin) is, for the instant between its two steps. Left by a crash there, it blocked its key for
+ * `staleMs` (60 s): a resumed run waited a minute for a lock nobody held.
+ */
+const UNREADABLE_GRACE_MS = 2_000
+
+/** link() errors that mean the file system has no hard links (FAT, some network shares): create, then write. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK'])
+
+/**
+ * Cross-process locks by cache key: one file per key (`<dir>/<key>.lock`), holding who took it. It is created with its
+ * content in one step: the holder is written to a temp file beside it, which is hard-linked to the lock's name (EEXIST:
+ * held), so a process killed at any point leaves either no lock or a complete one.
  * Who generates a key right now, across processes and plugin instances. The holder refreshes its lock's mtime every
  * `staleMs / 4` while it works (an image can take minutes: 5 attempts of a 120 s timeout); a lock is taken over when
  * its holder's process is gone (same host) or its last refresh is older than `staleMs` (a holder that hangs, or died
@@ -32,18 +45,10 @@ export class KeyLock {
   async tryAcquire(key: string): Promise<Release | undefined> {
     const lock = join(this.dir, `${key}.lock`)
     await mkdir(this.dir, { recursive: true }).catch(error => Promise.reject(diskError(error, this.dir)))
-    const handle = await open(lock, 'wx').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'EEXIST') return undefined
-      throw diskError(error, lock)
-    })
-    if (!handle) {
+    const holder = JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() })
+    if (!(await this.create(lock, holder))) {
       if (await this.isStale(lock)) await rm(lock, { force: true })
       return undefined
-    }
-    try {
-      await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }))
-    } finally {
-      await handle.close()
     }
     // The heartbeat: a refresh that fails (the lock was taken over, the disk is gone) is the taker's business.
     const heartbeat = setInterval(() => {
@@ -57,6 +62,25 @@ export class KeyLock {
       released = true
       clearInterval(heartbeat)
       await rm(lock, { force: true })
+    }
+  }
+
+  /** Creates `lock` holding `holder`, or `false` when it exists (EEXIST). */
+  private async create(lock: string, holder: string): Promise<boolean> {
+    const temp = tempName(this.dir)
+    let linking = false
+    try {
+      await writeFile(temp, holder, { flag: 'wx' })
+      linking = true
+      await link(temp, lock)
+      return true
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ''
+      if (linking && code === 'EEXIST') return false
+      if (linking && NO_LINKS.has(code)) return createThenWrite(lock, holder)
+      throw diskError(error, lock)
+    } finally {
+      await unlink(temp).catch(() => {})
     }
   }
 
@@ -75,28 +99,57 @@ export class KeyLock {
     }
   }
 
-  /** Removes locks whose holder on this host died (a killed run could not release them). Returns how many. */
+  /**
+   * Removes locks whose holder on this host died (a killed run could not release them), empty or unreadable locks past
+   * a short grace (see UNREADABLE_GRACE_MS), and the temp files of lock writers that died. Returns how many.
+   */
   async sweep(): Promise<number> {
-    let removed = 0
+    let removed = await removeDeadTemp(this.dir, this.staleMs, this.now)
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (!LOCK_NAME.test(name)) continue
-      // Empty while another process is between creating its lock and writing it: not ours to judge, skip it.
-      const holder = await readHolder(join(this.dir, name))
-      if (holder?.host === hostname() && !isAlive(Number(holder.pid))) await rm(join(this.dir, name), { force: true }).then(() => removed++, () => {})
+      const lock = join(this.dir, name)
+      const holder = await readHolder(lock)
+      const dead = holder ? holder.host === hostname() && !isAlive(Number(holder.pid)) : await this.unreadableAndOld(lock)
+      if (dead) await rm(lock, { force: true }).then(() => removed++, () => {})
     }
     return removed
   }
 
-  /** Dead holder on this host, or no refresh (mtime) for `staleMs`; an unreadable lock by its mtime alone. */
+  /** Dead holder on this host, or no refresh (mtime) for `staleMs`; an unreadable lock once past the grace. */
   private async isStale(lock: string): Promise<boolean> {
     const info = await stat(lock).catch(() => undefined)
     // Gone: released meanwhile.
     if (!info) return false
     if (this.now() - info.mtimeMs > this.staleMs) return true
-    // Empty or half written while its holder is between creating and writing it: only the age can judge it.
     const holder = await readHolder(lock)
-    return holder?.host === hostname() && !isAlive(Number(holder.pid))
+    if (!holder) return this.unreadableAndOld(lock)
+    return holder.host === hostname() && !isAlive(Number(holder.pid))
   }
+
+  /** An empty or unparseable lock older than the grace: a crash between create and write, never a live holder. */
+  private async unreadableAndOld(lock: string): Promise<boolean> {
+    const info = await stat(lock).catch(() => undefined)
+    return !!info && this.now() - info.mtimeMs > UNREADABLE_GRACE_MS && !(await readHolder(lock))
+  }
+}
+
+/** The lock the open-then-write way, for file systems without hard links: empty for an instant (see the grace). */
+async function createThenWrite(lock: string, holder: string): Promise<boolean> {
+  const handle = await open(lock, 'wx').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'EEXIST') return undefined
+    throw diskError(error, lock)
+  })
+  if (!handle) return false
+  try {
+    await handle.writeFile(holder)
+  } catch (error) {
+    // Not left empty for the grace to clear: nobody holds it.
+    await handle.close().catch(() => {})
+    await unlink(lock).catch(() => {})
+    throw diskError(error, lock)
+  }
+  await handle.close()
+  return true
 }
 
 function readHolder(path: string): Promise<{ pid?: number; host?: string } | undefined> {
@@ -105,13 +158,4 @@ function readHolder(path: string): Promise<{ pid?: number; host?: string } | und
     .catch(() => undefined)
 }
 
-/** Whether a process of this host is running (EPERM: it is, as another user). */
-export function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
+export { isAlive }

@@ -1,13 +1,12 @@
 import { open, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
-import { hostname } from 'node:os'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
-import { refuseLinks, TEMP_NAME, writeAtomic } from './cache-fs'
+import { refuseLinks, removeDeadTemp, writeAtomic } from './cache-fs'
 import { readText, statOf } from './fs-read'
 import { verifyImage } from './image'
 import { readImageHeader } from './image-header'
 import { CACHE_VERSION, sha256 } from './key'
-import { isAlive, KeyLock } from './lock'
+import { KeyLock } from './lock'
 import { Roots } from './roots'
 import type { CacheHit, CacheRecord, ImageSettings } from './types'
 
@@ -318,16 +317,8 @@ export class FileStore implements Store {
    */
   async recover(): Promise<number> {
     await refuseLinks(this.folders())
-    let removed = 0
-    for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
-      // Only names writeAtomic makes: anything else in the folder is not ours to judge.
-      if (!TEMP_NAME.test(name)) continue
-      const [host, pid] = name.split('~')
-      const path = join(this.tmp, name)
-      const age = this.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? this.now())
-      // A read-only cache keeps its leftovers: cleaning up is never worth failing a run for.
-      if ((host === hostname() && !isAlive(Number(pid))) || age > 86_400_000) await rm(path, { force: true }).then(() => removed++, () => {})
-    }
+    // Temp files of a writer that died (or of another host's, after a day).
+    let removed = await removeDeadTemp(this.tmp, 86_400_000, this.now)
     // One listing of each shard serves both sweeps: recover() runs at the start of every build.
     for (const shard of await this.shards()) {
       const dir = join(this.root, shard)

@@ -1,6 +1,6 @@
 // Issue 11, point 6: a lock is never taken from a live holder. Holders refresh their lock while they work; a lock is
 // stale only when its holder's process is gone (same host) or its last refresh is older than about a minute.
-import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -81,5 +81,49 @@ describe('locks', () => {
     expect(fake.stats.generations).toBe(3)
     expect(await validImages(cacheDir, keys)).toBe(3)
     expect(lockFiles(cacheDir)).toEqual([])
+  })
+
+  it('an empty lock left by a crash between creating and writing it is cleared, not waited on for the stale window', async () => {
+    // The old way (open O_EXCL, then write the holder) left an empty lock when killed between the two: sweep skipped
+    // it and tryAcquire judged it by its mtime only, so the key stayed blocked for staleMs (60 s) after a resume.
+    root = await makeTemp('lock-empty')
+    const dir = join(root, 'locks')
+    await mkdir(dir, { recursive: true })
+    const [swept, taken, fresh] = ['b', 'c', 'd'].map(c => c.repeat(64))
+    await writeFile(join(dir, `${swept}.lock`), '')
+    await utimes(join(dir, `${swept}.lock`), ago(10_000), ago(10_000))
+    // Just made: maybe a holder of the old way between its two steps, so it is left alone.
+    await writeFile(join(dir, `${fresh}.lock`), '')
+    const locks = new KeyLock(dir)
+    expect(await locks.sweep()).toBe(1)
+    expect(await readdir(dir)).toEqual([`${fresh}.lock`])
+    // One made after the sweep: the first try clears it, the second takes the key.
+    await writeFile(join(dir, `${taken}.lock`), '{"pid":')
+    await utimes(join(dir, `${taken}.lock`), ago(10_000), ago(10_000))
+    expect(await locks.tryAcquire(taken)).toBeUndefined()
+    expect(await readdir(dir)).toEqual([`${fresh}.lock`])
+    const release = await locks.tryAcquire(taken)
+    expect(release).toBeDefined()
+    expect(JSON.parse(await readFile(join(dir, `${taken}.lock`), 'utf8'))).toMatchObject({ pid: process.pid, host: hostname() })
+    await release!()
+    expect(await locks.tryAcquire(fresh)).toBeUndefined()
+    expect(await readdir(dir)).toEqual([`${fresh}.lock`])
+  })
+
+  it('a lock is created with its holder through a temp file beside it, which never stays behind', async () => {
+    root = await makeTemp('lock-temp')
+    const dir = join(root, 'locks')
+    const key = 'e'.repeat(64)
+    const locks = new KeyLock(dir)
+    const release = await locks.tryAcquire(key)
+    expect(await readdir(dir)).toEqual([`${key}.lock`])
+    await release!()
+    expect(await readdir(dir)).toEqual([])
+    // A lock writer killed before it removed its temp file is swept with the dead locks; a live writer's is kept.
+    const dead = `${hostname()}~${deadPid()}~0123456789ab.tmp`
+    const live = `${hostname()}~${process.pid}~0123456789ab.tmp`
+    for (const name of [dead, live]) await writeFile(join(dir, name), '{}')
+    expect(await locks.sweep()).toBe(1)
+    expect(await readdir(dir)).toEqual([live])
   })
 })
