@@ -3,7 +3,7 @@ import { resolveOptions } from './options'
 import { plan } from './plan'
 import { checkModels, checkRun, checkStrict, decide, isAccountLevel, noKeyWarning, type Spent } from './policy'
 import { usePrices } from './price'
-import { defaultProvider } from './providers'
+import { defaultProvider, type ProviderDefinition } from './providers'
 import { scanScripts } from './scan'
 import { schedule } from './schedule'
 import { FileStore, type StoreOptions } from './store'
@@ -47,6 +47,8 @@ export interface Engine {
 export function createEngine(options: ResolvedOptions, inject: { provider?: ImageProvider; store?: StoreOptions } = {}): Engine {
   const store = new FileStore(options.cacheDir, inject.store)
   let provider = inject.provider
+  /** The provider's load, once started (startProvider): close() waits for it, so a load in flight is closed too. */
+  let loading: Promise<ImageProvider> | undefined
   let recovered = false
   /** This engine's roots file, and every key with an entry it has used (prune spares them for 30 days). */
   const run = store.roots.newRun()
@@ -65,7 +67,16 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
       recovered = true
       await store.recover()
     }
-    const work = await plan(requests, store)
+    const definition = options.provider ?? defaultProvider
+    const canCall = !!inject.provider || definition.canCall(options)
+    // The provider's load (the HTTP client: undici takes ~100 ms to import) and the free catalog request start at the
+    // first key plan finds missing, if the policy lets that one image be generated, and run while the rest is planned;
+    // both are awaited below, before any paid call. A build with everything cached never loads either.
+    let early: Promise<Started> | undefined
+    const start = () => (early ??= startProvider(definition, signal))
+    const work = await plan(requests, store, request => {
+      if (mayGenerate(request, canCall)) void start()
+    })
     const results = new Map<string, ImageResult>()
     for (const [key, hit] of work.cached) results.set(key, { kind: 'cached', hit })
     for (const [key, hit] of work.cached) hooks.onHit?.(key, hit)
@@ -73,16 +84,24 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     const report = () => options.onProgress?.(progressOf(results, work.unique.size, generating))
     report()
 
-    const definition = options.provider ?? defaultProvider
-    const decision = decide(work.missing, options, !!inject.provider || definition.canCall(options), spent)
+    let decision: ReturnType<typeof decide>
+    try {
+      decision = decide(work.missing, options, canCall, spent)
+    } catch (error) {
+      // A run the budget refuses: what was started early has settled before the error is thrown.
+      await early
+      throw error
+    }
     if ('placeholders' in decision) {
       for (const r of work.missing) results.set(r.key, { kind: 'placeholder', reason: decision.placeholders })
       if (decision.warning) options.logger.warn(decision.warning)
       if (work.missing.length) report()
     } else if (decision.generate.length) {
-      provider ??= await definition.load(options)
+      const ready = await start()
+      if ('error' in ready) throw ready.error
+      provider = ready.provider
       // The catalog (free) before the first paid request: a model it does not list stops the run here, unbilled.
-      const catalog = await readCatalog(provider, signal)
+      const catalog = await readCatalog(ready.catalog, signal)
       if (catalog) {
         usePrices(catalog.models)
         checkModels(decision.generate, catalog)
@@ -141,18 +160,47 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     await store.roots.record(run, used).catch((error: Error) => note([`could not record which images this run used (${error.message}): prune will not know them`]))
   }
 
-  /** The catalog, or `undefined` (said once) when it cannot be read: the built-in table is used then. */
-  async function readCatalog(p: ImageProvider, signal: AbortSignal | undefined): Promise<Catalog | undefined> {
-    if (!p.catalog) return undefined
+  /** Whether policy lets one image be generated now (the first missing one): then the provider may be loaded. */
+  function mayGenerate(request: AssetRequest, canCall: boolean): boolean {
     try {
-      return await p.catalog(signal)
-    } catch (error) {
-      if (signal?.aborted) throw error
-      // The key itself refused (401, 403): the generation request says so in its own words, no note needed.
-      if ([401, 402, 403].includes((error as { status?: number }).status ?? 0)) return undefined
-      note([`the model catalog could not be checked (${describe(error, options.apiKey)}): carrying on with the built-in model and price table`])
-      return undefined
+      return 'generate' in decide([request], options, canCall, spent)
+    } catch {
+      return false
     }
+  }
+
+  /**
+   * Loads the provider (once per engine) and sends its catalog request; never rejects: a failure is kept for the
+   * place that awaits it, which throws or notes it exactly as if it had been started there.
+   */
+  function startProvider(definition: ProviderDefinition, signal: AbortSignal | undefined): Promise<Started> {
+    const loaded = (loading ??= provider ? Promise.resolve(provider) : definition.load(options))
+    return loaded.then(
+      p => {
+        provider = p
+        const catalog: Promise<Settled<Catalog | undefined>> = p.catalog
+          ? p.catalog(signal).then(value => ({ value }), (error: unknown) => ({ error }))
+          : Promise.resolve({ value: undefined })
+        return { provider: p, catalog }
+      },
+      (error: unknown) => {
+        // A load that failed is tried again by the next generate(), as before.
+        loading = undefined
+        return { error }
+      },
+    )
+  }
+
+  /** The catalog, or `undefined` (said once) when it cannot be read: the built-in table is used then. */
+  async function readCatalog(answer: Promise<Settled<Catalog | undefined>>, signal: AbortSignal | undefined): Promise<Catalog | undefined> {
+    const settled = await answer
+    if (!('error' in settled)) return settled.value
+    const error = settled.error
+    if (signal?.aborted) throw error
+    // The key itself refused (401, 403): the generation request says so in its own words, no note needed.
+    if ([401, 402, 403].includes((error as { status?: number }).status ?? 0)) return undefined
+    note([`the model catalog could not be checked (${describe(error, options.apiKey)}): carrying on with the built-in model and price table`])
+    return undefined
   }
 
   return {
@@ -166,11 +214,18 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     note,
     generate,
     close: async () => {
+      await loading?.catch(() => {})
+      loading = undefined
       await provider?.close()
       provider = inject.provider
     },
   }
 }
+
+/** An outcome kept for later: the value, or what was thrown. */
+type Settled<T> = { value: T } | { error: unknown }
+/** What startProvider gives: the loaded provider and its catalog answer in flight, or why it could not be loaded. */
+type Started = { provider: ImageProvider; catalog: Promise<Settled<Catalog | undefined>> } | { error: unknown }
 
 /** One asset occurrence as callers see it: where it is, and its image file (with its true size) or why it has none. */
 function toRecord(r: AssetRequest, result: ImageResult): AssetRecord {

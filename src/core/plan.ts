@@ -119,12 +119,23 @@ export interface Plan {
   missing: AssetRequest[]
 }
 
-/** Dedupes the requests by key and looks each key up once. */
-export async function plan(requests: AssetRequest[], store: Pick<Store, 'get'>): Promise<Plan> {
+/**
+ * Dedupes the requests by key and looks each key up once. `onMissing` hears of the first key without an entry as soon
+ * as it is found, while the others are still being looked up (the engine starts loading its provider there).
+ */
+export async function plan(requests: AssetRequest[], store: Pick<Store, 'get'>, onMissing?: (request: AssetRequest) => void): Promise<Plan> {
   const unique = new Map<string, AssetRequest>()
   for (const request of requests) if (!unique.has(request.key)) unique.set(request.key, request)
   const keys = [...unique.keys()]
-  const hits = await Promise.all(keys.map(key => store.get(key)))
+  let told = !onMissing
+  const hits = await Promise.all(
+    keys.map(key =>
+      store.get(key).then(hit => {
+        if (!hit && !told) (told = true), onMissing!(unique.get(key)!)
+        return hit
+      }),
+    ),
+  )
   const cached = new Map<string, CacheHit>()
   keys.forEach((key, i) => hits[i] && cached.set(key, hits[i]))
   return { requests, unique, cached, missing: [...unique.values()].filter(r => !cached.has(r.key)) }
