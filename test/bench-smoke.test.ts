@@ -57,6 +57,8 @@ describe('bench --smoke', () => {
     expect(cold.rows[0].serverMaxInFlight).toBeLessThanOrEqual(cold.params.concurrency)
     expect(cold.rows[3].retries).toBe(cold.rows[3].status429)
     expect(typeof cold.met).toBe('boolean')
+    expect(cold.pairs).toHaveLength(cold.rows[0].runsMs.length)
+    expect(cold.vsPool).toBeGreaterThan(0)
   })
 
   it('2 and 4. warm vite build and its memory: both builds measured in every run', () => {
