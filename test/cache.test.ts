@@ -4,7 +4,7 @@ import { watch } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { FileStore } from '../src/core/store'
 import { ImageError } from '../src/core/errors'
 import { CACHE_VERSION, cacheKey, sha256 } from '../src/core/key'
@@ -116,6 +116,28 @@ describe('put / get / read', () => {
     expect(files).toHaveLength(13 * 2)
     for (let i = 0; i < 12; i++) expect(await cache.get(keyOf(`prompt ${i}`))).toBeDefined()
     expect(await cache.get(keyOf('twice'))).toBeDefined()
+  })
+
+  it('checks many entries in batches and lets the event loop run between them (a plan asks for 20,000 at once)', async () => {
+    const prompts = Array.from({ length: 30 }, (_, i) => `batch ${i}`)
+    for (const p of prompts) await put(p)
+    // A clock that moves 1 ms a call: each batch (BATCH_MS) ends after a few entries on any machine, however fast.
+    let fake = 0
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1))
+    const events: string[] = []
+    let checking = true
+    const tick = () => checking && (events.push('tick'), setImmediate(tick))
+    try {
+      setImmediate(tick)
+      const hits = await Promise.all(prompts.map(p => cache.get(keyOf(p)).then(hit => (events.push('hit'), hit))))
+      expect(hits.every(h => h !== undefined)).toBe(true)
+    } finally {
+      checking = false
+      clock.mockRestore()
+    }
+    const found = events.flatMap((e, i) => (e === 'hit' ? [i] : []))
+    expect(found).toHaveLength(30)
+    expect(events.slice(found[0], found.at(-1)).filter(e => e === 'tick').length).toBeGreaterThanOrEqual(3)
   })
 
   it('a key that is not 64 hex characters is never looked up on disk', async () => {
