@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ScriptError, formatIssues } from '../src/core/errors'
 import { cacheKey } from '../src/core/key'
-import { findScripts, parseScript, scanScripts, toPointer } from '../src/core/scan'
+import { findScripts, MAX_DEPTH, parseScript, scanScripts, toPointer } from '../src/core/scan'
 import type { ResolvedOptions, ScriptIssue } from '../src/core/types'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -356,6 +356,16 @@ describe('parseScript: syntax', () => {
   it('accepts a BOM and does not count it as a column', () => {
     expect(parse('\uFEFF{"visual_track":[{"assets":{"a":"p"}}]}').requests).toHaveLength(1)
     expect(syntax('\uFEFF{,}')).toEqual([{ script: 'intro.script.json', where: '1:2', message: "invalid JSON: expected property name or '}'" }])
+  })
+
+  it('refuses nesting at exactly MAX_DEPTH levels and accepts one level less, wherever the deep branch is', () => {
+    const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`
+    // "n" is at depth 1: n brackets put the innermost array at depth n.
+    expect(parse(`{"visual_track": [], "n": ${nested(MAX_DEPTH - 1)}}`).issues).toEqual([])
+    expect(parse(`{"visual_track": [], "n": ${nested(MAX_DEPTH)}}`).issues.map(i => i.message)).toEqual([expect.stringContaining(`nested more than ${MAX_DEPTH} levels deep`)])
+    // A deep branch after shallow ones, in an object inside an array.
+    expect(parse(`{"visual_track": [{}, {"assets": {}, "x": [1, {"y": ${nested(MAX_DEPTH - 4)}}]}]}`).issues).toHaveLength(1)
+    expect(parse(`{"visual_track": [{}, {"assets": {}, "x": [1, {"y": ${nested(MAX_DEPTH - 5)}}]}]}`).issues).toEqual([])
   })
 
   it('reports an empty file', () => {

@@ -51,7 +51,7 @@ export function parseScript(source: string, script: string, options: RequestOpti
     return { data: undefined, requests, issues, notes }
   }
 
-  const deep = tooDeep(doc)
+  const deep = deeper(doc, 0) ? tooDeep(doc) : undefined
   if (deep) return issue(deep, `nested more than ${MAX_DEPTH} levels deep: a script this deep cannot become a \`?flux\` module (bundlers and JSON.stringify run out of stack)`), { data: undefined, requests, issues, notes }
   if (!isObject(doc)) return issue('/', 'expected an object with a "visual_track" array'), { data: doc, requests, issues, notes }
   const track = doc.visual_track
@@ -91,6 +91,21 @@ export function parseScript(source: string, script: string, options: RequestOpti
 
 /** Deepest nesting of objects and arrays a script may have; real scripts use a handful of levels. */
 export const MAX_DEPTH = 256
+
+/**
+ * Whether an object or array of `doc` sits at MAX_DEPTH or deeper (`tooDeep` then says where). Recursive, at most
+ * MAX_DEPTH calls deep, and allocates nothing: it runs on every script (10,000 at scale), `tooDeep` only on a bad one.
+ */
+function deeper(value: unknown, depth: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (depth >= MAX_DEPTH) return true
+  if (Array.isArray(value)) {
+    for (const item of value) if (deeper(item, depth + 1)) return true
+  } else {
+    for (const key in value) if (Object.hasOwn(value, key) && deeper((value as Record<string, unknown>)[key], depth + 1)) return true
+  }
+  return false
+}
 
 /** The pointer of the first value nested deeper than MAX_DEPTH, or undefined. Iterative: the document may be 100,000 deep. */
 function tooDeep(doc: unknown): string | undefined {
