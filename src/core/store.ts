@@ -3,6 +3,7 @@ import { open, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { refuseLinks, removeDeadTemp, writeAtomic } from './cache-fs'
+import type { Stats } from 'node:fs'
 import { inBatches, readText, statOf } from './fs-read'
 import { verifyImage } from './image'
 import { readImageHeader } from './image-header'
@@ -140,6 +141,12 @@ export class FileStore implements Store {
   private draining = false
   private readonly orphanAgeMs: number
   private readonly now: () => number
+  /**
+   * Files whose bytes this store hashed and found right, with what a stat said of them just before they were read:
+   * while it still says so (same inode, size, mtime and ctime, which any write or `utimes` moves), they are the same
+   * bytes and are not hashed again. Dev serves each image on every page load; a build reads each image once.
+   */
+  private readonly verified = new Map<string, string>()
 
   constructor(
     private readonly dir: string,
@@ -219,19 +226,35 @@ export class FileStore implements Store {
     const record = await this.readRecord(key)
     if (!record) return undefined
     const file = this.imagePath(record)
-    if (await intact(file, record)) return { record, file }
+    if (await intact(file, record, this.verified)) return { record, file }
     await this.discard(record)
     return undefined
   }
 
   /** The bytes of a hit, checked against the record's sha256 once more: what is emitted is what was paid for. */
   read(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined> {
-    return this.io(() => this.readVerified(hit, into))
+    return this.io(async () => {
+      const seen = await this.seen(hit.file)
+      const bytes = await this.readVerified(hit, into, seen)
+      if (bytes && seen) this.verified.set(hit.file, seen)
+      return bytes
+    })
   }
 
-  private async readVerified(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined> {
+  /**
+   * A file's stat as `verified` keeps it, taken before its bytes are read: a change after it (during the read too)
+   * moves the ctime, so the next read hashes again. `''`: no such file.
+   */
+  private async seen(file: string): Promise<string> {
+    const info = await statOf(file).catch(() => undefined)
+    return info ? stamp(info) : ''
+  }
+
+  /** Hashed unless `seen` is what the stat said when this store last hashed the same file and found it right. */
+  private async readVerified(hit: CacheHit, into?: Buffer, seen = ''): Promise<Buffer | undefined> {
     const bytes = await (into && into.length > hit.record.size ? readInto(hit.file, into) : readFile(hit.file)).catch(() => undefined)
-    if (bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256) return bytes
+    const known = seen !== '' && this.verified.get(hit.file) === seen
+    if (bytes && bytes.length === hit.record.size && (known || sha256(bytes) === hit.record.sha256)) return bytes
     // Broken on disk although stat looked right: drop the entry, or every later run would trust it and fail again.
     await this.discard(hit.record)
     return undefined
@@ -306,7 +329,7 @@ export class FileStore implements Store {
       const record = await this.readVariantRecord(source, key)
       if (!record) return undefined
       const file = this.variantPath(record)
-      if (await intact(file, record)) return { record, file }
+      if (await intact(file, record, this.verified)) return { record, file }
       await this.discardVariant(record)
       return undefined
     })
@@ -314,8 +337,13 @@ export class FileStore implements Store {
 
   readVariant(hit: VariantHit): Promise<Buffer | undefined> {
     return this.io(async () => {
+      const seen = await this.seen(hit.file)
       const bytes = await readFile(hit.file).catch(() => undefined)
-      if (bytes && bytes.length === hit.record.size && sha256(bytes) === hit.record.sha256) return bytes
+      const known = seen !== '' && this.verified.get(hit.file) === seen
+      if (bytes && bytes.length === hit.record.size && (known || sha256(bytes) === hit.record.sha256)) {
+        if (seen) this.verified.set(hit.file, seen)
+        return bytes
+      }
       await this.discardVariant(hit.record)
       return undefined
     })
@@ -334,6 +362,7 @@ export class FileStore implements Store {
   }
 
   private async discardVariant(record: VariantRecord): Promise<void> {
+    this.verified.delete(this.variantPath(record))
     await rm(this.variantPath(record), { force: true })
     const current = await this.readVariantRecord(record.source, record.key)
     if (!current || current.sha256 === record.sha256) await rm(this.variantRecordPath(record.source, record.key), { force: true })
@@ -495,6 +524,7 @@ export class FileStore implements Store {
    * it stays on disk, and is still just a miss.
    */
   private async discard(record: CacheRecord): Promise<void> {
+    this.verified.delete(this.imagePath(record))
     try {
       await rm(this.imagePath(record), { force: true })
       const current = await this.readRecord(record.key)
@@ -549,16 +579,24 @@ async function readInto(file: string, into: Buffer): Promise<Buffer> {
   }
 }
 
+/** What `FileStore.verified` keeps of a stat: the inode, size, mtime and ctime. */
+function stamp(info: Stats): string {
+  return `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`
+}
+
 /**
- * Whether a file is the one its record describes: its size, then its recorded mtime trusted, else its bytes re-hashed
- * (and the recorded mtime put back, so the next read can trust it again: a git checkout resets mtimes).
+ * Whether a file is the one its record describes: its size, then its recorded mtime trusted, or its stat unchanged
+ * since this store hashed it (`verified`), else its bytes re-hashed (and the recorded mtime put back, so the next read
+ * can trust it again: a git checkout resets mtimes; a read-only cache cannot, and `verified` spares it the next hash).
  */
-async function intact(file: string, record: { size: number; mtimeMs: number; sha256: string }): Promise<boolean> {
+async function intact(file: string, record: { size: number; mtimeMs: number; sha256: string }, verified: Map<string, string>): Promise<boolean> {
   const info = await statOf(file).catch(() => undefined)
   if (!info?.isFile() || info.size !== record.size) return false
   if (trusts(info, record)) return true
+  if (verified.get(file) === stamp(info)) return true
   const bytes = await readFile(file).catch(() => undefined)
   if (!bytes || sha256(bytes) !== record.sha256) return false
+  verified.set(file, stamp(info))
   // In seconds, not a Date: a Date keeps whole ms and often lands 1 ms below, and the next read would re-hash again.
   await utimes(file, info.atime, record.mtimeMs / 1000).catch(() => {})
   return true
