@@ -2,6 +2,7 @@
 // Times are taken inside the task (performance.now), so process start is never part of them; each result also
 // carries the process's peak RSS.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
@@ -113,6 +114,49 @@ const tasks = {
     let placeholders = 0
     if (args.plugin) placeholders = JSON.parse(await readFile(join(args.outDir, 'flux-assets.json'), 'utf8')).entries.filter((/** @type {any} */ e) => e.placeholder).length
     return { buildMs, importMs: imported - started, placeholders, warnings: logs.warnings.length, ...(own ? { own: { ...own.times(), ...(await hashFloor(args.cacheDir)) } } : {}) }
+  },
+
+  /**
+   * `vite` (the dev server) of a scratch app, with the plugin (offline) or without it, and the first page load in
+   * Chromium. Chromium is launched first, untimed; timed from before Vite and the plugin are imported, through
+   * createServer + listen, to the moment every <img> of the page is complete with a naturalWidth > 0, in a fresh
+   * browser context with its cache disabled. Also counts the sha256s this process computed over inputs ≥ 1 KB (keys
+   * hash a few hundred bytes; an image is ~150 KB).
+   */
+  async dev() {
+    const hashes = countHashes()
+    const { chromium } = await import('playwright-core')
+    const browser = await chromium.launch({ executablePath: args.chromium, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] })
+    const started = performance.now()
+    const { createServer } = await import('vite')
+    const plugins = []
+    const { logs, logger } = quietLogger()
+    if (args.plugin) {
+      const { default: flux } = await load('vite.js')
+      plugins.push(flux({ cacheDir: args.cacheDir, offline: true, logger, ...args.flux }))
+    }
+    const server = await createServer({ root: args.root, configFile: false, logLevel: 'silent', server: { host: '127.0.0.1', port: 0, strictPort: false }, plugins })
+    await server.listen()
+    const listening = performance.now()
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    const cdp = await context.newCDPSession(page)
+    await cdp.send('Network.setCacheDisabled', { cacheDisabled: true })
+    await page.goto(/** @type {string} */ (server.resolvedUrls?.local[0]), { waitUntil: 'commit' })
+    await page.waitForFunction(
+      (/** @type {number} */ n) => {
+        const images = /** @type {any[]} */ ([.../** @type {any} */ (globalThis).document.images])
+        return images.length === n && images.every(i => i.complete && i.naturalWidth > 0)
+      },
+      args.images,
+      { timeout: 120_000 },
+    )
+    const pageMs = performance.now() - started
+    const images = await page.evaluate(() => /** @type {any} */ (globalThis).document.images.length)
+    await context.close()
+    await server.close()
+    await browser.close()
+    return { pageMs, listenMs: listening - started, images, warnings: logs.warnings.length, sha256: hashes() }
   },
 
   /**
@@ -281,6 +325,38 @@ function timeHooks(plugin, importMs) {
     return copy
   }
   return { plugin: Array.isArray(plugin) ? plugin.map(one) : one(plugin), times: () => ({ importMs, hooksMs, ms: importMs + hooksMs }) }
+}
+
+/**
+ * Counts the sha256 digests of this process over inputs of at least `min` bytes, from here on: `createHash` of
+ * node:crypto (and its one-shot `hash`) wrapped, and pushed to every `import { createHash } from 'node:crypto'` (syncBuiltinESMExports), so
+ * Vite and the plugin are measured as they are. @returns {() => { count: number, bytes: number }}
+ */
+function countHashes(min = 1024) {
+  const crypto = /** @type {any} */ (createRequire(import.meta.url)('node:crypto'))
+  const original = crypto.createHash
+  let count = 0
+  let bytes = 0
+  crypto.createHash = (/** @type {string} */ algorithm, /** @type {any} */ options) => {
+    const hash = original(algorithm, options)
+    if (String(algorithm).toLowerCase() !== 'sha256') return hash
+    let size = 0
+    const update = hash.update.bind(hash)
+    const digest = hash.digest.bind(hash)
+    hash.update = (/** @type {any} */ data, /** @type {any} */ encoding) => ((size += typeof data === 'string' ? Buffer.byteLength(data, encoding) : data.byteLength), update(data, encoding), hash)
+    hash.digest = (/** @type {any} */ encoding) => (size >= min && (count++, (bytes += size)), digest(encoding))
+    return hash
+  }
+  const oneShot = crypto.hash
+  if (oneShot) {
+    crypto.hash = (/** @type {string} */ algorithm, /** @type {any} */ data, /** @type {any} */ encoding) => {
+      const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength
+      if (String(algorithm).toLowerCase() === 'sha256' && size >= min) (count++, (bytes += size))
+      return oneShot(algorithm, data, encoding)
+    }
+  }
+  syncBuiltinESMExports()
+  return () => ({ count, bytes })
 }
 
 /**

@@ -1,12 +1,13 @@
-// `npm run bench` (tsup, then this): the five benchmarks of bench/README.md against the fake Together service.
+// `npm run bench` (tsup, then this): the benchmarks of bench/README.md against the fake Together service.
 // Prints a table and writes the figures to bench/results/latest.json.
 //   --smoke          tiny sizes, a few seconds: proves every scenario runs (CI); the figures mean nothing
-//   --only=a,b       run only some of: cold, warm (build + memory), scale, rate, variants
+//   --only=a,b       run only some of: cold, warm (build + memory), scale, rate, variants, dev
 //   --out=<file>     where the JSON goes (default bench/results/latest.json)
 //   --keep           keep the scratch projects under bench/.tmp/
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { cold } from './cold.mjs'
+import { dev } from './dev.mjs'
 import { BENCH, createRun, machine, mb, round, seconds, table } from './lib.mjs'
 import { rate } from './rate.mjs'
 import { scale } from './scale.mjs'
@@ -17,7 +18,7 @@ const argv = process.argv.slice(2)
 const flag = (/** @type {string} */ name) => argv.find(a => a === `--${name}` || a.startsWith(`--${name}=`))
 const value = (/** @type {string} */ name) => flag(name)?.split('=').slice(1).join('=')
 const smoke = !!flag('smoke')
-const only = value('only')?.split(',') ?? ['cold', 'warm', 'scale', 'rate', 'variants']
+const only = value('only')?.split(',') ?? ['cold', 'warm', 'scale', 'rate', 'variants', 'dev']
 const outFile = resolve(value('out') ?? join(BENCH, 'results', 'latest.json'))
 
 const started = performance.now()
@@ -29,26 +30,30 @@ const scenarios = {}
 const log = (/** @type {string} */ m) => process.stderr.write(`[bench] ${lap()} ${m}\n`)
 try {
   if (only.includes('cold')) {
-    log('1/6 cold generation')
+    log('1/7 cold generation')
     scenarios.cold = await cold(run, flags)
   }
   if (only.includes('warm')) {
-    log('2/6 and 4/6 warm vite build and its memory')
+    log('2/7 and 4/7 warm vite build and its memory')
     const { build, memory } = await warm(run, flags)
     scenarios.warmBuild = build
     scenarios.memory = memory
   }
   if (only.includes('scale')) {
-    log('3/6 discovery at scale')
+    log('3/7 discovery at scale')
     scenarios.discovery = await scale(run, flags)
   }
   if (only.includes('rate')) {
-    log('5/6 rate-limited service')
+    log('5/7 rate-limited service')
     scenarios.rateLimit = await rate(run, flags)
   }
   if (only.includes('variants')) {
-    log('6/6 web variants')
+    log('6/7 web variants')
     scenarios.variants = await variants(run, flags)
+  }
+  if (only.includes('dev')) {
+    log('7/7 dev server, first page')
+    scenarios.dev = await dev(run, flags)
   }
 } finally {
   if (!flag('keep')) await run.remove()
@@ -133,6 +138,17 @@ function report(r) {
     out.push(table(['format', 'width', 'encode', 'bytes'], v.encode.rows.map((/** @type {any} */ r) => [r.format, r.width, `${r.ms} ms`, kb(r.bytes)])))
     out.push(`   throughput (full-width WebP, decode included): ${v.encode.throughput.map((/** @type {any} */ t) => `${t.imagesPerSecond} images/s at ${t.concurrency}`).join(', ')}`)
     out.push(`   ${v.memory.images} images, cold build ${seconds(v.memory.coldMs)}: peak RSS ${mb(v.memory.coldRssBytes)} vs ${mb(v.memory.warmRssBytes)} warm (+${mb(v.memory.extraRssBytes)})`)
+  }
+  if (s.dev?.skipped) out.push('', `7. Dev server: skipped, ${s.dev.skipped}`)
+  else if (s.dev) {
+    const d = s.dev
+    const sha = (/** @type {any} */ h) => `${h.count} (${mb(h.bytes)})`
+    out.push('', `7. Dev server: \`vite\` start → first page with ${d.params.assets} cached images (${mb(d.params.totalImageBytes)}) complete in Chromium, ${d.params.pairs} alternating pairs, fresh process each`)
+    out.push(table(['server', 'median', 'runs', 'of which createServer + listen', 'sha256 ≥ 1 KB', 'peak RSS (median)'], [
+      ['plugin', seconds(d.plugin.medianMs), d.plugin.pageMs.map(seconds).join(', '), seconds(d.plugin.medianListenMs), sha(d.plugin.sha256), mb(d.plugin.medianRssBytes)],
+      ['public/', seconds(d.public.medianMs), d.public.pageMs.map(seconds).join(', '), seconds(d.public.medianListenMs), sha(d.public.sha256), mb(d.public.medianRssBytes)],
+    ]))
+    out.push(`   median pair ratio ${d.ratio.toFixed(2)}× (spread ${d.spread.min.toFixed(2)}–${d.spread.max.toFixed(2)}×; pairs ${d.pairRatios.map((/** @type {number} */ r) => r.toFixed(2)).join(', ')}); target ${d.target}: ${verdict(d.met)}`)
   }
   return out.join('\n')
 }

@@ -14,56 +14,7 @@ export async function warm(run, { smoke }) {
   const assets = smoke ? 20 : 300
   const runs = smoke ? 1 : 5
   const imageBytes = 150_000
-  const dir = join(run.dir, 'warm')
-  const cacheDir = join(dir, 'cache')
-  const pluginRoot = join(dir, 'plugin-app')
-  const publicRoot = join(dir, 'public-app')
-
-  // The plugin app: scripts of 10 assets each, and a page listing every image through virtual:flux-assets.
-  const files = /** @type {Array<[string, string]>} */ ([])
-  for (let s = 0; s < assets / PER_SCRIPT; s++) {
-    const track = Array.from({ length: PER_SCRIPT / 2 }, (_, scene) => ({
-      caption: `scene ${scene}`,
-      assets: Object.fromEntries([0, 1].map(k => [`s${s}-${scene}-${k}`, `Warm benchmark ${s}/${scene}/${k}: a red fox in fresh snow, morning light`])),
-    }))
-    files.push([join(pluginRoot, 'scripts', `s${String(s).padStart(3, '0')}.script.json`), JSON.stringify({ visual_track: track }, null, 2)])
-  }
-  const page = '<!doctype html><html><body><div id="app"></div><script type="module" src="/src/main.js"></script></body></html>\n'
-  const render = "document.getElementById('app').innerHTML = images.map(i => `<img src=\"${i.url}\" alt=\"${i.id}\">`).join('')\n"
-  files.push([join(pluginRoot, 'index.html'), page])
-  files.push([join(pluginRoot, 'src', 'main.js'), `import scripts from 'virtual:flux-assets'\nconst images = Object.values(scripts).flat()\n${render}`])
-  await writeFiles(files)
-
-  // Fill the cache once, through the engine and the fake service.
-  const { createEngine, resolveOptions } = await import(pathToFileURL(join(run.dist, 'index.js')).href)
-  const fake = await startFakeTogether({ imageBytes })
-  const silent = { info() {}, warn() {}, error() {} }
-  const engine = createEngine(resolveOptions({ root: pluginRoot, cacheDir, apiKey: API_KEY, baseURL: fake.baseURL, concurrency: 8, maxNewImages: 1e9, logger: silent }, pluginRoot, { env: {} }))
-  let result
-  try {
-    result = await engine.generate((await engine.scan()).requests)
-  } finally {
-    await engine.close()
-    await fake.close()
-  }
-  if (result.summary.generated !== assets) throw new Error(`warm: priming generated ${result.summary.generated} of ${assets}`)
-
-  // The baseline app: the same image files in public/img/, and a page listing them from a plain module.
-  await mkdir(join(publicRoot, 'public', 'img'), { recursive: true })
-  const list = []
-  for (const a of result.assets) {
-    const name = `${a.id}.${a.file.split('.').pop()}`
-    await copyFile(a.file, join(publicRoot, 'public', 'img', name))
-    list.push({ id: a.id, url: `/img/${name}` })
-  }
-  await writeFiles([
-    [join(publicRoot, 'index.html'), page],
-    [join(publicRoot, 'src', 'images.js'), `export default ${JSON.stringify(list, null, 2)}\n`],
-    [join(publicRoot, 'src', 'main.js'), `import images from './images.js'\n${render}`],
-  ])
-  const images = await listFiles(join(publicRoot, 'public', 'img'))
-  let totalImageBytes = 0
-  for (const f of images) totalImageBytes += (await stat(f)).size
+  const { pluginRoot, publicRoot, cacheDir, totalImageBytes } = await warmApps(run, 'warm', assets, imageBytes)
 
   /** @param {boolean} plugin */
   const build = async plugin => {
@@ -116,6 +67,67 @@ export async function warm(run, { smoke }) {
       met: p.medianRssBytes <= allowedRssBytes,
     },
   }
+}
+
+/**
+ * The two apps of scenarios 2, 4 and 7 under `<run>/<name>/`: `plugin-app` (scripts of 10 assets each, a page listing
+ * every image through virtual:flux-assets) with its cache filled once through the engine and the fake service, and
+ * `public-app`, the same image files in public/img/ listed by a plain module.
+ * @param {{ dir: string, dist: string }} run @param {string} name @param {number} assets @param {number} imageBytes
+ */
+export async function warmApps(run, name, assets, imageBytes) {
+  const dir = join(run.dir, name)
+  const cacheDir = join(dir, 'cache')
+  const pluginRoot = join(dir, 'plugin-app')
+  const publicRoot = join(dir, 'public-app')
+
+  // The plugin app: scripts of 10 assets each, and a page listing every image through virtual:flux-assets.
+  const files = /** @type {Array<[string, string]>} */ ([])
+  for (let s = 0; s < assets / PER_SCRIPT; s++) {
+    const track = Array.from({ length: PER_SCRIPT / 2 }, (_, scene) => ({
+      caption: `scene ${scene}`,
+      assets: Object.fromEntries([0, 1].map(k => [`s${s}-${scene}-${k}`, `Warm benchmark ${s}/${scene}/${k}: a red fox in fresh snow, morning light`])),
+    }))
+    files.push([join(pluginRoot, 'scripts', `s${String(s).padStart(3, '0')}.script.json`), JSON.stringify({ visual_track: track }, null, 2)])
+  }
+  const page = '<!doctype html><html><body><div id="app"></div><script type="module" src="/src/main.js"></script></body></html>\n'
+  const render = "document.getElementById('app').innerHTML = images.map(i => `<img src=\"${i.url}\" alt=\"${i.id}\">`).join('')\n"
+  files.push([join(pluginRoot, 'index.html'), page])
+  files.push([join(pluginRoot, 'src', 'main.js'), `import scripts from 'virtual:flux-assets'\nconst images = Object.values(scripts).flat()\n${render}`])
+  await writeFiles(files)
+
+  // Fill the cache once, through the engine and the fake service.
+  const { createEngine, resolveOptions } = await import(pathToFileURL(join(run.dist, 'index.js')).href)
+  const fake = await startFakeTogether({ imageBytes })
+  const silent = { info() {}, warn() {}, error() {} }
+  const engine = createEngine(resolveOptions({ root: pluginRoot, cacheDir, apiKey: API_KEY, baseURL: fake.baseURL, concurrency: 8, maxNewImages: 1e9, logger: silent }, pluginRoot, { env: {} }))
+  let result
+  try {
+    result = await engine.generate((await engine.scan()).requests)
+  } finally {
+    await engine.close()
+    await fake.close()
+  }
+  if (result.summary.generated !== assets) throw new Error(`${name}: priming generated ${result.summary.generated} of ${assets}`)
+
+  // The baseline app: the same image files in public/img/, and a page listing them from a plain module.
+  await mkdir(join(publicRoot, 'public', 'img'), { recursive: true })
+  const list = []
+  for (const a of result.assets) {
+    const file = `${a.id}.${a.file.split('.').pop()}`
+    await copyFile(a.file, join(publicRoot, 'public', 'img', file))
+    list.push({ id: a.id, url: `/img/${file}` })
+  }
+  await writeFiles([
+    [join(publicRoot, 'index.html'), page],
+    [join(publicRoot, 'src', 'images.js'), `export default ${JSON.stringify(list, null, 2)}\n`],
+    [join(publicRoot, 'src', 'main.js'), `import images from './images.js'\n${render}`],
+  ])
+  const images = await listFiles(join(publicRoot, 'public', 'img'))
+  let totalImageBytes = 0
+  for (const f of images) totalImageBytes += (await stat(f)).size
+
+  return { dir, pluginRoot, publicRoot, cacheDir, totalImageBytes, images: result.assets.length }
 }
 
 /** #16: the plugin's own time (import + its hooks) ≤ 50 ms + sha256 of the image bytes alone. @param {any[]} own */

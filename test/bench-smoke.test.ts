@@ -40,7 +40,7 @@ describe('bench --smoke', () => {
     expect(results).toMatchObject({ version: 1, smoke: true, durationMs: positive() })
     expect(Date.parse(results.date)).not.toBeNaN()
     expect(results.machine).toMatchObject({ nproc: positive(), cpu: expect.any(String), node: process.version, memoryGb: positive() })
-    expect(Object.keys(results.scenarios).sort()).toEqual(['cold', 'discovery', 'memory', 'rateLimit', 'variants', 'warmBuild'])
+    expect(Object.keys(results.scenarios).sort()).toEqual(['cold', 'dev', 'discovery', 'memory', 'rateLimit', 'variants', 'warmBuild'])
   })
 
   it('1. cold generation: the engine, a sequential loop and an unbounded Promise.all each made every image', () => {
@@ -117,8 +117,27 @@ describe('bench --smoke', () => {
     expect(variants.memory).toMatchObject({ images: variants.params.memoryImages, coldRssBytes: positive(), warmRssBytes: positive() })
   })
 
+  it('7. dev server: both first page loads measured in every pair, each image hashed once by the plugin', () => {
+    const { dev } = results.scenarios
+    // Skipped only where browser.test.ts is: no Debian Chromium, outside CI.
+    if (dev.skipped && !existsSync('/usr/bin/chromium') && !process.env.CI) return
+    expect(dev.params).toMatchObject({ assets: positive(), pairs: positive(), totalImageBytes: positive() })
+    for (const side of [dev.plugin, dev.public]) {
+      expect(side.pageMs).toHaveLength(dev.params.pairs)
+      expect(side.listenMs).toHaveLength(dev.params.pairs)
+      for (const v of [...side.pageMs, ...side.listenMs]) expect(v).toEqual(positive())
+      expect(side).toMatchObject({ medianMs: positive(), medianRssBytes: positive(), peakRssBytes: positive(), sha256: { count: amount(), bytes: amount() } })
+    }
+    expect(dev.pairRatios).toHaveLength(dev.params.pairs)
+    expect(dev.ratio).toEqual(positive())
+    expect(dev.spread).toMatchObject({ min: positive(), max: positive() })
+    expect(typeof dev.met).toBe('boolean')
+    // Not a time: the page's images were hashed once each by the plugin's server, and the twin hashed none of them.
+    expect(dev.plugin.sha256.count - dev.public.sha256.count).toBe(dev.params.assets)
+  })
+
   it('prints one table per scenario', () => {
-    for (const heading of ['1. Cold generation', '2. Warm vite build', '3. Discovery', '4. Memory', '5. Rate-limited service', '6. Web variants']) expect(stdout).toContain(heading)
+    for (const heading of ['1. Cold generation', '2. Warm vite build', '3. Discovery', '4. Memory', '5. Rate-limited service', '6. Web variants', '7. Dev server']) expect(stdout).toContain(heading)
     expect(stdout).toContain(OUT)
   })
 })
