@@ -226,7 +226,7 @@ export const unpluginFactory: UnpluginFactory<FluxAssetsOptions | undefined> = (
         await emitManifest(this)
       },
       configureServer(server) {
-        server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).store, () => base, () => (ctx.configure(server.config.root), ctx.variants)))
+        server.middlewares.use(fluxMiddleware(() => ctx.configure(server.config.root).store, () => base, () => (ctx.configure(server.config.root), ctx.variants), key => ctx.knownHit(key)))
         // server.close() waits for pending module loads before closeBundle: a generation in progress would hold it
         // for as long as its requests take. The HTTP server closes first (Vite destroys its sockets): abort then.
         server.httpServer?.once('close', () => ctx.cancel('the dev server was closed'))

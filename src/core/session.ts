@@ -136,7 +136,8 @@ export class BuildSession {
       if (this.summary!.generated || this.summary!.failed) this.need().options.logger.info(line)
     }
     const records = this.allRecords()
-    return devNotice(records, target) + virtualModuleCode(records, await this.pictures(records, target), this.hits, this.summary)
+    // Dev: the entries generateAll() has just looked up (or stored) are not looked up a second time.
+    return devNotice(records, target) + virtualModuleCode(records, await this.pictures(records, target, 'devBase' in target ? this.hits : undefined), this.hits, this.summary)
   }
 
   /**
@@ -227,6 +228,11 @@ export class BuildSession {
   }
 
   /** Every record of the last full build, in script order. */
+  /** The entry of a key as this session last found or stored it (unchecked since: read() checks it). */
+  knownHit(key: string): CacheHit | undefined {
+    return this.hits.get(key)
+  }
+
   allRecords(): AssetRecord[] {
     return [...this.records.values()]
   }
@@ -268,12 +274,15 @@ export class BuildSession {
     return this.emitter.picture(record, out, set, hit, async variant => (await this.variants.one(hit!, variant)).hit)
   }
 
-  /** The picture of each record, in order, as JS expressions (the bundler's URLs, or the dev server's). */
-  private pictures(records: AssetRecord[], target: Target): Promise<Array<PictureFields<Expr>>> {
+  /**
+   * The picture of each record, in order, as JS expressions (the bundler's URLs, or the dev server's). `fresh`: dev,
+   * entries found by this same load, used as they are.
+   */
+  private pictures(records: AssetRecord[], target: Target, fresh?: ReadonlyMap<string, CacheHit>): Promise<Array<PictureFields<Expr>>> {
     const url = (image: OutputImage) => ('devBase' in target ? JSON.stringify(image.fileName) : target.url(image))
     return Promise.all(
       records.map(async r => {
-        const picture = 'devBase' in target ? await devPicture(this.need().store, this.variants, r, this.transformOf(r), target.devBase) : await this.picture(r, target)
+        const picture = 'devBase' in target ? await devPicture(this.need().store, this.variants, r, this.transformOf(r), target.devBase, r.file ? fresh?.get(r.key) : undefined) : await this.picture(r, target)
         return pictureExprs(picture, url)
       }),
     )

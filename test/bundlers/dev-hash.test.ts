@@ -7,7 +7,7 @@ import { createServer } from 'vite'
 import { describe, expect, it, vi } from 'vitest'
 import { FileStore } from '../../src/core/store'
 import flux from '../../src/vite'
-import { createProject, type Project } from './helpers'
+import { createProject, type Project, UNIQUE } from './helpers'
 
 /** sha256 calls over bytes (keys hash strings), by their length. */
 const hashed = vi.hoisted(() => [] as number[])
@@ -35,6 +35,14 @@ describe('dev server: an image verified in this process is not hashed again', ()
     const server = await start(p)
     try {
       const origin = server.resolvedUrls!.local[0]!.replace(/\/$/, '')
+      // virtual:flux-assets (once to generate every image, then again: all cached) looks each entry up once (plan),
+      // not again for each URL it writes.
+      await server.ssrLoadModule('virtual:flux-assets')
+      await server.moduleGraph.invalidateAll()
+      const listed = vi.spyOn(FileStore.prototype, 'get')
+      await server.ssrLoadModule('virtual:flux-assets')
+      expect(listed).toHaveBeenCalledTimes(UNIQUE)
+      listed.mockRestore()
       const mod = (await server.ssrLoadModule('/src/scenes/intro.script.json?flux')) as { default: any }
       const url: string = mod.default.visual_track[0].assets.office.url
       const key = /@flux-assets\/([0-9a-f]{64})\./.exec(url)![1]!
@@ -44,6 +52,8 @@ describe('dev server: an image verified in this process is not hashed again', ()
       const of = () => hashed.filter(n => n === size).length
 
       const before = of()
+      // The entry the module load found is the one served: no lookup (record read + stat) per request.
+      const lookups = vi.spyOn(FileStore.prototype, 'get')
       const N = 12
       for (let i = 0; i < N; i++) {
         const res = await fetch(`${origin}${url}`)
@@ -51,6 +61,8 @@ describe('dev server: an image verified in this process is not hashed again', ()
         expect(Buffer.from(await res.arrayBuffer()).equals(original)).toBe(true)
       }
       expect(of() - before).toBe(1)
+      expect(lookups).not.toHaveBeenCalled()
+      lookups.mockRestore()
       // The module again (a reload): its URLs come from the verified entry, nothing hashed.
       await server.moduleGraph.invalidateAll()
       await server.ssrLoadModule('/src/scenes/intro.script.json?flux')
