@@ -404,4 +404,4 @@ const usage = process.resourceUsage()
 // when wall times only say how long it waited.
 const cpuMs = (usage.userCPUTime + usage.systemCPUTime) / 1000
 // A task may report its own peak (taken before work it does only for the bench's sake, like hashFloor's reads).
-process.stdout.write(`${JSON.stringify({ ...result, cpuMs, maxRssBytes: result.maxRssBytes ?? usage.maxRSS * 1024 })}\n`, () => process.exit(0))
+process.stdout.write(`${JSON.stringify({ ...result, cpuMs, maxRssBytes: /** @type {any} */ (result).maxRssBytes ?? usage.maxRSS * 1024 })}\n`, () => process.exit(0))
