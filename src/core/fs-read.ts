@@ -6,6 +6,8 @@ import fs, { type Stats } from 'node:fs'
  * each its own promise): measured on the bench's 2-core machine, 10,000 scripts took 0.7–0.9 s with it and 0.5 s
  * with this, 20,000 record reads + stats 1.8–2.3 s against 0.8 s (bench/README.md, scenario 3). Same semantics,
  * same errors; callers still bound how many run at once. `fs.readFile` is looked up per call, so tests can stub it.
+ * The scan and the store's `get` have since moved to sync calls in `inBatches` (below): cheaper still; these serve the
+ * rest (a `?flux` load's changed scripts in dev, variant records, a get's async path).
  */
 export function readText(path: string): Promise<string> {
   return new Promise((resolve, reject) => fs.readFile(path, 'utf8', (error, text) => (error ? reject(error) : resolve(text))))
