@@ -1,6 +1,6 @@
 // FileStore on a real disk: round trip, the record, atomic writes, integrity misses, keys/remove, and (through the
 // engine and the fake) that a broken entry is replaced and that placeholders are never cached.
-import { watch } from 'node:fs'
+import fs, { watch } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -138,6 +138,21 @@ describe('put / get / read', () => {
     const found = events.flatMap((e, i) => (e === 'hit' ? [i] : []))
     expect(found).toHaveLength(30)
     expect(events.slice(found[0], found.at(-1)).filter(e => e === 'tick').length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('a record the sync read cannot open (EMFILE, EACCES) is looked up again the async way, not taken for a miss (a miss is paid for)', async () => {
+    await put('busy')
+    const real = fs.readFileSync
+    const spy = vi.spyOn(fs, 'readFileSync').mockImplementation(((path: unknown, ...rest: unknown[]) => {
+      if (String(path).endsWith('.json')) throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' })
+      return (real as (...args: unknown[]) => unknown)(path, ...rest)
+    }) as typeof fs.readFileSync)
+    try {
+      expect((await cache.get(keyOf('busy')))?.record.prompt).toBe('busy')
+      expect(spy).toHaveBeenCalled()
+    } finally {
+      spy.mockRestore()
+    }
   })
 
   it('a key that is not 64 hex characters is never looked up on disk', async () => {
