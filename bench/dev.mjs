@@ -42,6 +42,9 @@ export async function dev(run, { smoke }) {
     listenMs: rs.map(r => round(r.listenMs)),
     medianMs: round(median(rs.map(r => r.pageMs))),
     medianListenMs: round(median(rs.map(r => r.listenMs))),
+    // CPU of the Node process (Vite, the plugin, playwright's client; not Chromium), start-up included: on a busy
+    // machine it says what the server's work costs when wall times mostly say how long it waited.
+    medianCpuMs: round(median(rs.map(r => r.cpuMs))),
     medianRssBytes: median(rs.map(r => r.maxRssBytes)),
     peakRssBytes: Math.max(...rs.map(r => r.maxRssBytes)),
     sha256: rs[0].sha256,

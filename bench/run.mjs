@@ -144,10 +144,8 @@ function report(r) {
     const d = s.dev
     const sha = (/** @type {any} */ h) => `${h.count} (${mb(h.bytes)})`
     out.push('', `7. Dev server: \`vite\` start → first page with ${d.params.assets} cached images (${mb(d.params.totalImageBytes)}) complete in Chromium, ${d.params.pairs} alternating pairs, fresh process each`)
-    out.push(table(['server', 'median', 'runs', 'of which createServer + listen', 'sha256 ≥ 1 KB', 'peak RSS (median)'], [
-      ['plugin', seconds(d.plugin.medianMs), d.plugin.pageMs.map(seconds).join(', '), seconds(d.plugin.medianListenMs), sha(d.plugin.sha256), mb(d.plugin.medianRssBytes)],
-      ['public/', seconds(d.public.medianMs), d.public.pageMs.map(seconds).join(', '), seconds(d.public.medianListenMs), sha(d.public.sha256), mb(d.public.medianRssBytes)],
-    ]))
+    const row = (/** @type {string} */ name, /** @type {any} */ x) => [name, seconds(x.medianMs), x.pageMs.map(seconds).join(', '), seconds(x.medianListenMs), seconds(x.medianCpuMs), sha(x.sha256), mb(x.medianRssBytes)]
+    out.push(table(['server', 'median', 'runs', 'of which createServer + listen', 'Node CPU (median)', 'sha256 ≥ 1 KB', 'peak RSS (median)'], [row('plugin', d.plugin), row('public/', d.public)]))
     out.push(`   median pair ratio ${d.ratio.toFixed(2)}× (spread ${d.spread.min.toFixed(2)}–${d.spread.max.toFixed(2)}×; pairs ${d.pairRatios.map((/** @type {number} */ r) => r.toFixed(2)).join(', ')}); target ${d.target}: ${verdict(d.met)}`)
   }
   return out.join('\n')

@@ -126,7 +126,7 @@ describe('bench --smoke', () => {
       expect(side.pageMs).toHaveLength(dev.params.pairs)
       expect(side.listenMs).toHaveLength(dev.params.pairs)
       for (const v of [...side.pageMs, ...side.listenMs]) expect(v).toEqual(positive())
-      expect(side).toMatchObject({ medianMs: positive(), medianRssBytes: positive(), peakRssBytes: positive(), sha256: { count: amount(), bytes: amount() } })
+      expect(side).toMatchObject({ medianMs: positive(), medianRssBytes: positive(), peakRssBytes: positive(), medianCpuMs: positive(), sha256: { count: amount(), bytes: amount() } })
     }
     expect(dev.pairRatios).toHaveLength(dev.params.pairs)
     expect(dev.ratio).toEqual(positive())
