@@ -142,7 +142,7 @@ function report(r) {
   if (s.dev?.skipped) out.push('', `7. Dev server: skipped, ${s.dev.skipped}`)
   else if (s.dev) {
     const d = s.dev
-    const sha = (/** @type {any} */ h) => `${h.count} (${mb(h.bytes)})`
+    const sha = (/** @type {any} */ h) => `${h.count} (${mb(h.bytes)}), plugin's ${h.plugin}`
     out.push('', `7. Dev server: \`vite\` start → first page with ${d.params.assets} cached images (${mb(d.params.totalImageBytes)}) complete in Chromium, ${d.params.pairs} alternating pairs, fresh process each`)
     const row = (/** @type {string} */ name, /** @type {any} */ x) => [name, seconds(x.medianMs), x.pageMs.map(seconds).join(', '), seconds(x.medianListenMs), seconds(x.medianCpuMs), sha(x.sha256), mb(x.medianRssBytes)]
     out.push(table(['server', 'median', 'runs', 'of which createServer + listen', 'Node CPU (median)', 'sha256 ≥ 1 KB', 'peak RSS (median)'], [row('plugin', d.plugin), row('public/', d.public)]))

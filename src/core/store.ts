@@ -64,7 +64,8 @@ export interface Store {
   /** A verified entry, or `undefined` (a broken entry is a miss, never used). */
   get(key: string): Promise<CacheHit | undefined>
   /**
-   * The bytes of a hit, checked once more against its sha256; `undefined` when they changed. With `into` (longer than
+   * The bytes of a hit, checked once more against its sha256 (a file store: unless it hashed that very file before
+   * and a stat says it has not changed since); `undefined` when they changed. With `into` (longer than
    * the record's size), read into that buffer and returned as a view of it: valid until the caller reuses `into`.
    */
   read(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined>
