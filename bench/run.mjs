@@ -97,6 +97,11 @@ function report(r) {
       out.push(`   plugin's own time: ${o.ms} ms (import ${o.importMs} ms + hooks ${o.hooksMs} ms: scan, plan, cache check, read + verify + emitFile; runs ${o.runsMs.join(', ')} ms); floor: sha256 of the ${mb(o.hashedBytes)} alone ${o.hashMs} ms`)
       out.push(`   target ${o.target}: ${verdict(o.met)} (${o.ms} vs ${round(50 + o.hashMs)} ms)`)
     }
+    if (w.small) {
+      const x = w.small
+      out.push(`   small one-page app, ${x.params.assets} cached images (${mb(x.params.totalImageBytes)}), same method: plugin ${seconds(x.plugin.medianMs)} (runs ${x.plugin.buildMs.map(seconds).join(', ')}) vs public/ ${seconds(x.public.medianMs)} (runs ${x.public.buildMs.map(seconds).join(', ')}); plugin's own time ${x.own.ms} ms`)
+      out.push(`   ratio ${x.ratio.toFixed(2)}×; target ${x.target}: ${verdict(x.met)}`)
+    }
   }
   if (s.memory) {
     const x = s.memory

@@ -72,6 +72,17 @@ describe('bench --smoke', () => {
       expect(side).toMatchObject({ medianMs: positive(), medianRssBytes: positive(), peakRssBytes: positive() })
     }
     expect(warmBuild.ratio).toEqual(positive())
+    // The small one-page app (#16), the same method: both builds in every run, a ratio and a verdict.
+    const { small } = warmBuild
+    expect(small.params).toMatchObject({ assets: positive(), runs, totalImageBytes: positive() })
+    for (const side of [small.plugin, small.public]) {
+      expect(side.buildMs).toHaveLength(runs)
+      for (const v of side.buildMs) expect(v).toEqual(positive())
+    }
+    expect(small.ratio).toEqual(positive())
+    expect(typeof small.met).toBe('boolean')
+    expect(small.own).toMatchObject({ ms: positive(), hashMs: positive() })
+    expect(stdout).toMatch(/small one-page app, \d+ cached images[^\n]*\n\s+ratio [\d.]+×; target [^:]+: (met|MISSED)/)
     expect(memory).toMatchObject({ pluginRssBytes: warmBuild.plugin.medianRssBytes, publicRssBytes: warmBuild.public.medianRssBytes, allowedRssBytes: positive() })
     expect(memory.allowedRssBytes).toBe(memory.publicRssBytes + 1.5 * warmBuild.params.totalImageBytes)
   })
