@@ -415,6 +415,8 @@ describe('findScripts / scanScripts', () => {
     expect(all).toContain(join(root, 'node_modules/pkg/x.script.json'))
     expect(all.some(f => f.includes('.hidden') || f.includes('.dot') || f.includes('outside'))).toBe(false)
     expect(await findScripts({ ...options, include: [] })).toEqual([])
+    // A pattern naming a folder matches that folder, never the files inside it (notes.json is no script).
+    expect(await findScripts({ ...options, include: ['a'], exclude: [] })).toEqual([])
   })
 
   it('returns every file found and the requests in file then document order', async () => {
