@@ -1,4 +1,11 @@
-import { distance } from 'fastest-levenshtein'
+import { createRequire } from 'node:module'
+
+/**
+ * fastest-levenshtein, loaded the first time a name is mistyped: a build with valid options never needs it (2-5 ms of
+ * import measured in a Vite process).
+ */
+let distanceFn: ((a: string, b: string) => number) | undefined
+const distance = (a: string, b: string) => (distanceFn ??= (createRequire(import.meta.url)('fastest-levenshtein') as typeof import('fastest-levenshtein')).distance)(a, b)
 
 /**
  * The closest of `names` to a mistyped `name`, or `undefined` when none is close: a different case first
