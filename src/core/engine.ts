@@ -49,7 +49,18 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   let provider = inject.provider
   /** The provider's load, once started (startProvider): close() waits for it, so a load in flight is closed too. */
   let loading: Promise<ImageProvider> | undefined
-  let recovered = false
+  /**
+   * Once per engine: what a killed run left behind (half-written temp files, orphan images, dead locks). It needs
+   * nothing the scan finds, so the scan starts it and the first generate() awaits it (null once awaited: a recovery
+   * that failed fails that run only, as before). Overlapped, its ~30 ms of shard listings leave a warm build's path.
+   */
+  let recovery: Promise<void> | undefined | null
+  const startRecovery = () => {
+    if (recovery !== undefined) return
+    recovery = store.recover().then(() => {})
+    // Handled here too: a scan without a generate (the CLI's list commands) must not leave a rejection unhandled.
+    recovery.catch(() => {})
+  }
   /** This engine's roots file, and every key with an entry it has used (prune spares them for 30 days). */
   const run = store.roots.newRun()
   const used = new Set<string>()
@@ -62,10 +73,11 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
 
   async function generate(requests: AssetRequest[], signal = options.signal, hooks: GenerateHooks = {}): Promise<EngineResult> {
     const started = performance.now()
-    if (!recovered) {
-      // Once per engine: what a killed run left behind (half-written temp files, orphan images, dead locks).
-      recovered = true
-      await store.recover()
+    if (recovery !== null) {
+      startRecovery()
+      const recovering = recovery
+      recovery = null
+      await recovering
     }
     const definition = options.provider ?? defaultProvider
     const canCall = !!inject.provider || definition.canCall(options)
@@ -207,6 +219,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     options,
     store,
     scan: async onScript => {
+      startRecovery()
       const scanned = await scanScripts(options, onScript)
       note(scanned.notes)
       return scanned
