@@ -18,8 +18,8 @@ const LOCK_NAME = /^[0-9a-f]{64}\.lock$/
  */
 const UNREADABLE_GRACE_MS = 2_000
 
-/** link() errors that mean the file system has no hard links (FAT, some network shares): create, then write. */
-const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK'])
+/** link() errors that mean the file system has no hard links (FAT, some network shares; link(2): EPERM on Linux): create, then write. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EINVAL', 'EXDEV', 'EMLINK'])
 
 /**
  * Cross-process locks by cache key: one file per key (`<dir>/<key>.lock`), holding who took it. It is created with its
