@@ -44,9 +44,9 @@ export class KeyLock {
    */
   async tryAcquire(key: string): Promise<Release | undefined> {
     const lock = join(this.dir, `${key}.lock`)
-    await mkdir(this.dir, { recursive: true }).catch(error => Promise.reject(diskError(error, this.dir)))
     const holder = JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() })
-    if (!(await this.create(lock, holder))) {
+    const created = await this.create(lock, holder)
+    if (!created) {
       if (await this.isStale(lock)) await rm(lock, { force: true })
       return undefined
     }
@@ -61,27 +61,36 @@ export class KeyLock {
       if (released) return
       released = true
       clearInterval(heartbeat)
+      await created.cleaned
       await rm(lock, { force: true })
     }
   }
 
-  /** Creates `lock` holding `holder`, or `false` when it exists (EEXIST). */
-  private async create(lock: string, holder: string): Promise<boolean> {
+  /**
+   * Creates `lock` holding `holder`, or `false` when it exists (EEXIST). Once taken, the temp file is removed while the
+   * caller goes on (`cleaned`: release waits for it): a request slot does not wait for it, and a process killed
+   * meanwhile leaves a temp file sweep() removes.
+   */
+  private async create(lock: string, holder: string): Promise<false | { cleaned: Promise<void> }> {
     const temp = tempName(this.dir)
     let linking = false
     try {
-      await writeFile(temp, holder, { flag: 'wx' })
+      await writeFile(temp, holder, { flag: 'wx' }).catch(async (error: NodeJS.ErrnoException) => {
+        // The folder is made on first use (or again, if something removed it meanwhile).
+        if (error.code !== 'ENOENT') throw error
+        await mkdir(this.dir, { recursive: true })
+        await writeFile(temp, holder, { flag: 'wx' })
+      })
       linking = true
       await link(temp, lock)
-      return true
     } catch (error) {
+      await unlink(temp).catch(() => {})
       const code = (error as NodeJS.ErrnoException).code ?? ''
       if (linking && code === 'EEXIST') return false
-      if (linking && NO_LINKS.has(code)) return createThenWrite(lock, holder)
+      if (linking && NO_LINKS.has(code)) return (await createThenWrite(lock, holder)) && { cleaned: Promise.resolve() }
       throw diskError(error, lock)
-    } finally {
-      await unlink(temp).catch(() => {})
     }
+    return { cleaned: unlink(temp).catch(() => {}) }
   }
 
   /**
