@@ -1,6 +1,7 @@
 // One measured task in a fresh Node process: `node bench/child.mjs <task> <json args>`. Prints one JSON line.
 // Times are taken inside the task (performance.now), so process start is never part of them; each result also
 // carries the process's peak RSS.
+import { readdirSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { join } from 'node:path'
@@ -108,6 +109,8 @@ const tasks = {
       own = timeHooks(flux({ cacheDir: args.cacheDir, offline: true, logger, ...args.flux }), pluginImportMs)
       plugins.push(own.plugin)
     }
+    // args.bare: the floor of shipping the files through the bundler (scenario 2): a minimal plugin, no cache.
+    if (args.bare) plugins.push(bareEmitter(args.bare))
     const imported = performance.now()
     await build({ root: args.root, configFile: false, logLevel: 'silent', build: { outDir: args.outDir, emptyOutDir: true, ...args.build }, plugins })
     const buildMs = performance.now() - started
@@ -288,6 +291,33 @@ const tasks = {
     const asyncRecordsMs = performance.now() - t
     return { scripts: scripts.length, records: records.length, syncScriptsMs, syncRecordsMs, syncMs: syncScriptsMs + syncRecordsMs, asyncScriptsMs, asyncRecordsMs, asyncMs: asyncScriptsMs + asyncRecordsMs }
   },
+}
+
+/**
+ * The least any plugin must do to ship image files as build assets (the floor of scenario 2): in buildStart, read each
+ * file of `dir` and `emitFile` it by name; `virtual:flux-assets` lists their URLs (`import.meta.ROLLUP_FILE_URL_`,
+ * which Vite 8 resolves, as it does the plugin's). No scan, no cache, no check, no manifest.
+ * @param {string} dir
+ */
+function bareEmitter(dir) {
+  /** @type {Array<{ id: string, ref: string }>} */
+  let refs = []
+  return {
+    name: 'bare-emitter',
+    /** @this {any} */
+    buildStart() {
+      refs = readdirSync(dir).map(name => ({ id: name, ref: this.emitFile({ type: 'asset', name, source: readFileSync(join(dir, name)) }) }))
+    },
+    /** @param {string} id */
+    resolveId(id) {
+      return id === 'virtual:flux-assets' ? '\0bare-flux' : undefined
+    },
+    /** @param {string} id */
+    load(id) {
+      if (id !== '\0bare-flux') return undefined
+      return `export default { all: [${refs.map(r => `{ id: ${JSON.stringify(r.id)}, url: import.meta.ROLLUP_FILE_URL_${r.ref} }`).join(', ')}] }`
+    },
+  }
 }
 
 /**

@@ -90,8 +90,10 @@ function report(r) {
     out.push(table(['build', 'median', 'runs', 'peak RSS (median)'], [
       ['plugin', seconds(w.plugin.medianMs), w.plugin.buildMs.map(seconds).join(', '), mb(w.plugin.medianRssBytes)],
       ['public/', seconds(w.public.medianMs), w.public.buildMs.map(seconds).join(', '), mb(w.public.medianRssBytes)],
+      ...(w.floor ? [['bare emitter', seconds(w.floor.bare.medianMs), w.floor.bare.buildMs.map(seconds).join(', '), mb(w.floor.bare.medianRssBytes)]] : []),
     ]))
     out.push(`   ratio ${w.ratio.toFixed(2)}×; target ${w.target}: ${verdict(w.met)}`)
+    if (w.floor) out.push(`   floor: a bare emitter (reads the same files and emitFile()s them, nothing else) takes ${w.floor.bareVsPublic.toFixed(2)}× public/; the plugin takes ${w.floor.pluginVsBare.toFixed(2)}× the bare emitter`)
     if (w.own) {
       const o = w.own
       out.push(`   plugin's own time: ${o.ms} ms (import ${o.importMs} ms + hooks ${o.hooksMs} ms: scan, plan, cache check, read + verify + emitFile; runs ${o.runsMs.join(', ')} ms); floor: sha256 of the ${mb(o.hashedBytes)} alone ${o.hashMs} ms`)
@@ -101,12 +103,14 @@ function report(r) {
       const x = w.small
       out.push(`   small one-page app, ${x.params.assets} cached images (${mb(x.params.totalImageBytes)}), same method: plugin ${seconds(x.plugin.medianMs)} (runs ${x.plugin.buildMs.map(seconds).join(', ')}) vs public/ ${seconds(x.public.medianMs)} (runs ${x.public.buildMs.map(seconds).join(', ')}); plugin's own time ${x.own.ms} ms`)
       out.push(`   ratio ${x.ratio.toFixed(2)}×; target ${x.target}: ${verdict(x.met)}`)
+      if (x.floor) out.push(`   floor: the bare emitter ${seconds(x.floor.bare.medianMs)} = ${x.floor.bareVsPublic.toFixed(2)}× public/; the plugin ${x.floor.pluginVsBare.toFixed(2)}× the bare emitter`)
     }
   }
   if (s.memory) {
     const x = s.memory
     out.push('', `4. Memory: plugin ${mb(x.pluginRssBytes)} vs public/ ${mb(x.publicRssBytes)}: +${mb(x.extraRssBytes)} = ${x.extraPerImageByte}× the ${mb(x.params.totalImageBytes)} of images; allowed up to ${mb(x.allowedRssBytes)}`)
     out.push(`   target ${x.target}: ${verdict(x.met)}`)
+    if (x.bareRssBytes) out.push(`   floor: the bare emitter peaks at ${mb(x.bareRssBytes)}, public/ + ${x.bareExtraPerImageByte}× the image bytes`)
   }
   if (s.discovery) {
     const d = s.discovery

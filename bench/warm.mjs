@@ -15,8 +15,10 @@ export async function warm(run, { smoke }) {
   const runs = smoke ? 1 : 5
   const large = await twin(run, { name: 'warm', assets: smoke ? 20 : 300, perScript: 10, runs })
   const small = await twin(run, { name: 'warm-small', assets: smoke ? 8 : 64, perScript: 8, runs })
-  const { p, b, ratio, own, totalImageBytes } = large
+  const { p, b, floor, ratio, own, totalImageBytes } = large
   const allowedRssBytes = b.medianRssBytes + 1.5 * totalImageBytes
+  // The floor: the same files through Vite's asset pipeline by a plugin that does nothing else (child.mjs bareEmitter).
+  const floorOf = (/** @type {typeof large} */ t) => ({ bare: t.floor, bareVsPublic: round(t.floor.medianMs / t.b.medianMs, 3), pluginVsBare: t.floorRatio })
   return {
     build: {
       params: { assets: large.assets, runs, imageBytes: IMAGE_BYTES, totalImageBytes },
@@ -26,6 +28,7 @@ export async function warm(run, { smoke }) {
       target: 'plugin median ≤ 1.20 × public/ median',
       met: ratio <= 1.2,
       own: ownTime(own),
+      floor: floorOf(large),
       small: {
         params: { assets: small.assets, runs, imageBytes: IMAGE_BYTES, totalImageBytes: small.totalImageBytes },
         plugin: small.p,
@@ -34,6 +37,7 @@ export async function warm(run, { smoke }) {
         target: 'plugin median ≤ 1.25 × public/ median',
         met: small.ratio <= 1.25,
         own: ownTime(small.own),
+        floor: floorOf(small),
       },
     },
     memory: {
@@ -45,6 +49,8 @@ export async function warm(run, { smoke }) {
       extraPerImageByte: round((p.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2),
       target: 'plugin peak RSS ≤ public/ peak RSS + 1.5 × image bytes',
       met: p.medianRssBytes <= allowedRssBytes,
+      bareRssBytes: floor.medianRssBytes,
+      bareExtraPerImageByte: round((floor.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2),
     },
   }
 }
@@ -58,35 +64,38 @@ const IMAGE_BYTES = 150_000
 async function twin(run, { name, assets, perScript, runs }) {
   const { pluginRoot, publicRoot, cacheDir, totalImageBytes } = await warmApps(run, name, assets, IMAGE_BYTES, perScript)
 
-  /** @param {boolean} plugin */
-  const build = async plugin => {
-    const root = plugin ? pluginRoot : publicRoot
-    const outDir = join(root, 'dist')
+  /** @param {'plugin' | 'public' | 'bare'} kind */
+  const build = async kind => {
+    const plugin = kind === 'plugin'
+    // The bare emitter (the floor) builds the plugin app's page from the public/ twin's files, in its own outDir.
+    const root = kind === 'public' ? publicRoot : pluginRoot
+    const outDir = join(root, kind === 'bare' ? 'dist-bare' : 'dist')
     // formats: [] keeps this scenario what it always measured (the originals alone); scenario 6 measures variants.
-    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] } })
+    const bare = kind === 'bare' ? { bare: join(publicRoot, 'public', 'img') } : {}
+    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare })
     const shipped = (await listFiles(outDir)).filter(f => /\.(jpe?g|png|webp)$/.test(f)).length
-    if (shipped !== assets || r.placeholders) throw new Error(`warm: ${plugin ? 'plugin' : 'public'} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
+    if (shipped !== assets || r.placeholders) throw new Error(`warm: ${kind} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
     return r
   }
-  // One unmeasured build of each warms the disk cache and Node's compile cache alike for both.
-  await build(true)
-  await build(false)
-  const plugin = { buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) }
-  const baseline = { buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) }
+  // One unmeasured build of each warms the disk cache and Node's compile cache alike for all.
+  for (const kind of /** @type {const} */ (['plugin', 'public', 'bare'])) await build(kind)
+  const series = () => ({ buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) })
+  const times = { plugin: series(), public: series(), bare: series() }
   const own = /** @type {any[]} */ ([]) // the plugin's own time in each plugin build (child.mjs timeHooks)
+  const orders = /** @type {const} */ ([['plugin', 'public', 'bare'], ['bare', 'public', 'plugin'], ['public', 'bare', 'plugin']])
   for (let i = 0; i < runs; i++) {
-    for (const withPlugin of i % 2 ? [false, true] : [true, false]) {
-      const r = await build(withPlugin)
-      const into = withPlugin ? plugin : baseline
-      into.buildMs.push(round(r.buildMs))
-      into.maxRssBytes.push(r.maxRssBytes)
-      if (withPlugin) own.push(r.own)
+    for (const kind of orders[i % orders.length]) {
+      const r = await build(kind)
+      times[kind].buildMs.push(round(r.buildMs))
+      times[kind].maxRssBytes.push(r.maxRssBytes)
+      if (kind === 'plugin') own.push(r.own)
     }
   }
-  const summarize = (/** @type {typeof plugin} */ s) => ({ ...s, medianMs: round(median(s.buildMs)), medianRssBytes: median(s.maxRssBytes), peakRssBytes: Math.max(...s.maxRssBytes) })
-  const p = summarize(plugin)
-  const b = summarize(baseline)
-  return { assets, p, b, ratio: round(p.medianMs / b.medianMs, 3), own, totalImageBytes }
+  const summarize = (/** @type {ReturnType<typeof series>} */ s) => ({ ...s, medianMs: round(median(s.buildMs)), medianRssBytes: median(s.maxRssBytes), peakRssBytes: Math.max(...s.maxRssBytes) })
+  const p = summarize(times.plugin)
+  const b = summarize(times.public)
+  const floor = summarize(times.bare)
+  return { assets, p, b, floor, ratio: round(p.medianMs / b.medianMs, 3), floorRatio: round(p.medianMs / floor.medianMs, 3), own, totalImageBytes }
 }
 
 /** #16: the plugin's own time (import + its hooks) ≤ 50 ms + sha256 of the image bytes alone. @param {any[]} own */
