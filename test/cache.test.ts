@@ -140,6 +140,35 @@ describe('put / get / read', () => {
     expect(events.slice(found[0], found.at(-1)).filter(e => e === 'tick').length).toBeGreaterThanOrEqual(3)
   })
 
+  it('a build\'s sync reads (read(hit, into, true)) check the bytes as read() does and let the event loop run every few ms', async () => {
+    const prompts = Array.from({ length: 30 }, (_, i) => `now ${i}`)
+    for (const p of prompts) await put(p)
+    const hits = await Promise.all(prompts.map(p => cache.get(keyOf(p))))
+    let fake = 0
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1))
+    const events: string[] = []
+    let reading = true
+    const tick = () => reading && (events.push('tick'), setImmediate(tick))
+    let read: Array<Buffer | undefined>
+    try {
+      setImmediate(tick)
+      read = await Promise.all(hits.map(hit => cache.read(hit!, undefined, true).then(bytes => (events.push('read'), bytes))))
+    } finally {
+      reading = false
+      clock.mockRestore()
+    }
+    expect(read.map((bytes, i) => bytes && sha256(bytes) === hits[i]!.record.sha256)).toEqual(prompts.map(() => true))
+    const done = events.flatMap((e, i) => (e === 'read' ? [i] : []))
+    expect(events.slice(done[0], done.at(-1)).filter(e => e === 'tick').length).toBeGreaterThanOrEqual(3)
+    // Damaged behind a trusted size: refused and dropped, as read() does.
+    const damaged = hits[0]!
+    const bytes = await readFile(damaged.file)
+    bytes[bytes.length - 3] ^= 0xff
+    await writeFile(damaged.file, bytes)
+    expect(await cache.read(damaged, undefined, true)).toBeUndefined()
+    expect(await cache.get(damaged.record.key)).toBeUndefined()
+  })
+
   it('a record the sync read cannot open (EMFILE, EACCES) is looked up again the async way, not taken for a miss (a miss is paid for)', async () => {
     await put('busy')
     const real = fs.readFileSync

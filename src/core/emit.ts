@@ -146,12 +146,13 @@ export class Emitter {
   private async emitFrom(record: AssetRecord, out: BuildOutput, hit: CacheHit | undefined, scratch?: Buffer): Promise<OutputImage> {
     let source: Uint8Array | string
     let ext: string
-    // read() checks the bytes against the record's size and sha256 once more: a broken file is never shipped.
-    let bytes = hit && (await this.store.read(hit, scratch))
+    // read() checks the bytes against the record's size and sha256 once more: a broken file is never shipped. With sync
+    // calls (`now`): in a build the main thread would only wait for the thread pool (bench scenario 2).
+    let bytes = hit && (await this.store.read(hit, scratch, true))
     if (record.file && !bytes && this.repair) {
       // The entry was damaged on disk (read() has dropped it): made again once, or a placeholder (offline).
       ;({ record, hit } = await this.repair(record))
-      bytes = hit && (await this.store.read(hit, scratch && scratch.length > hit.record.size ? scratch : undefined))
+      bytes = hit && (await this.store.read(hit, scratch && scratch.length > hit.record.size ? scratch : undefined, true))
     }
     if (bytes) {
       source = bytes
