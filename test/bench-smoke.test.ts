@@ -72,6 +72,13 @@ describe('bench --smoke', () => {
       expect(side).toMatchObject({ medianMs: positive(), medianRssBytes: positive(), peakRssBytes: positive() })
     }
     expect(warmBuild.ratio).toEqual(positive())
+    // The floor: a bare emitter shipping the same files through the bundler, in every run, beside both apps.
+    for (const app of [warmBuild, warmBuild.small]) {
+      expect(app.floor.bare.buildMs).toHaveLength(runs)
+      expect(app.floor).toMatchObject({ bareVsPublic: positive(), pluginVsBare: positive() })
+    }
+    expect(stdout).toMatch(/floor: a bare emitter [^\n]* takes [\d.]+× public\/; the plugin takes [\d.]+× the bare emitter/)
+    expect(memory.bareRssBytes).toEqual(positive())
     // The small one-page app (#16), the same method: both builds in every run, a ratio and a verdict.
     const { small } = warmBuild
     expect(small.params).toMatchObject({ assets: positive(), runs, totalImageBytes: positive() })
