@@ -10,7 +10,7 @@ import { ImageError } from '../src/core/errors'
 import { CACHE_VERSION, cacheKey, sha256 } from '../src/core/key'
 import type { CacheRecord, ImageSettings } from '../src/core/types'
 import { makeJpeg, makePng, startFakeTogether, type FakeTogether } from './fake-together.mjs'
-import { cachedKeys, fakeOptions, relFilesUnder, removeDir, runEngine, scene, tempDir, writeScripts } from './core-helpers'
+import { cachedKeys, fakeOptions, relFilesUnder, removeDir, runEngine, scene, tempDir, turnsDuring, writeScripts } from './core-helpers'
 
 let dir: string
 let cache: FileStore
@@ -121,45 +121,19 @@ describe('put / get / read', () => {
   it('checks many entries in batches and lets the event loop run between them (a plan asks for 20,000 at once)', async () => {
     const prompts = Array.from({ length: 30 }, (_, i) => `batch ${i}`)
     for (const p of prompts) await put(p)
-    // A clock that moves 1 ms a call: each batch (BATCH_MS) ends after a few entries on any machine, however fast.
-    let fake = 0
-    const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1))
-    const events: string[] = []
-    let checking = true
-    const tick = () => checking && (events.push('tick'), setImmediate(tick))
-    try {
-      setImmediate(tick)
-      const hits = await Promise.all(prompts.map(p => cache.get(keyOf(p)).then(hit => (events.push('hit'), hit))))
-      expect(hits.every(h => h !== undefined)).toBe(true)
-    } finally {
-      checking = false
-      clock.mockRestore()
-    }
-    const found = events.flatMap((e, i) => (e === 'hit' ? [i] : []))
-    expect(found).toHaveLength(30)
-    expect(events.slice(found[0], found.at(-1)).filter(e => e === 'tick').length).toBeGreaterThanOrEqual(3)
+    const { result: hits, marks, turns } = await turnsDuring(mark => Promise.all(prompts.map(p => cache.get(keyOf(p)).then(hit => (mark(), hit)))))
+    expect(hits.every(h => h !== undefined)).toBe(true)
+    expect(marks).toBe(30)
+    expect(turns).toBeGreaterThanOrEqual(3)
   })
 
   it('a build\'s sync reads (read(hit, into, true)) check the bytes as read() does and let the event loop run every few ms', async () => {
     const prompts = Array.from({ length: 30 }, (_, i) => `now ${i}`)
     for (const p of prompts) await put(p)
     const hits = await Promise.all(prompts.map(p => cache.get(keyOf(p))))
-    let fake = 0
-    const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1))
-    const events: string[] = []
-    let reading = true
-    const tick = () => reading && (events.push('tick'), setImmediate(tick))
-    let read: Array<Buffer | undefined>
-    try {
-      setImmediate(tick)
-      read = await Promise.all(hits.map(hit => cache.read(hit!, undefined, true).then(bytes => (events.push('read'), bytes))))
-    } finally {
-      reading = false
-      clock.mockRestore()
-    }
+    const { result: read, turns } = await turnsDuring(mark => Promise.all(hits.map(hit => cache.read(hit!, undefined, true).then(bytes => (mark(), bytes)))))
     expect(read.map((bytes, i) => bytes && sha256(bytes) === hits[i]!.record.sha256)).toEqual(prompts.map(() => true))
-    const done = events.flatMap((e, i) => (e === 'read' ? [i] : []))
-    expect(events.slice(done[0], done.at(-1)).filter(e => e === 'tick').length).toBeGreaterThanOrEqual(3)
+    expect(turns).toBeGreaterThanOrEqual(3)
     // Damaged behind a trusted size: refused and dropped, as read() does.
     const damaged = hits[0]!
     const bytes = await readFile(damaged.file)

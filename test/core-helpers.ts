@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { vi } from 'vitest'
 import type { main } from '../src/core/cli'
 import { createEngine, type Engine } from '../src/core/engine'
 import { resolveOptions } from '../src/core/options'
@@ -136,4 +137,27 @@ export function captureIO(tty = false): { stdout: CapturedStream; stderr: Captur
   const stdout = stream()
   const stderr = stream()
   return { stdout, stderr, io: { stdout, stderr } as unknown as Parameters<typeof main>[1] }
+}
+
+/**
+ * Runs `work` under a clock that moves 1 ms a call (so each BATCH_MS batch of sync calls ends after a few items on any
+ * machine, however fast) beside a setImmediate chain, and counts the chain's turns between the first and the last
+ * of the work's own `mark()`s: 0 when the work ran as one synchronous loop.
+ */
+export async function turnsDuring<T>(work: (mark: () => void) => Promise<T>): Promise<{ result: T; marks: number; turns: number }> {
+  let fake = 0
+  const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1))
+  const events: Array<'tick' | 'mark'> = []
+  let running = true
+  const tick = () => running && (events.push('tick'), setImmediate(tick))
+  let result: T
+  try {
+    setImmediate(tick)
+    result = await work(() => events.push('mark'))
+  } finally {
+    running = false
+    clock.mockRestore()
+  }
+  const marks = events.flatMap((e, i) => (e === 'mark' ? [i] : []))
+  return { result, marks: marks.length, turns: events.slice(marks[0], marks.at(-1)).filter(e => e === 'tick').length }
 }

@@ -7,6 +7,7 @@ import { ScriptError, formatIssues } from '../src/core/errors'
 import { cacheKey } from '../src/core/key'
 import { findScripts, MAX_DEPTH, parseScript, scanScripts, toPointer } from '../src/core/scan'
 import type { ResolvedOptions, ScriptIssue } from '../src/core/types'
+import { turnsDuring } from './core-helpers'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -431,26 +432,15 @@ describe('findScripts / scanScripts', () => {
 
   it('reads in batches and lets the event loop run between them (a dev server scanning 10,000 scripts stays responsive)', async () => {
     for (let i = 0; i < 60; i++) await write(`many/s${String(i).padStart(2, '0')}.script.json`, scene({ [`a${i}`]: `prompt ${i}` }))
-    // A clock that moves 1 ms a call: each batch (BATCH_MS) ends after a few files on any machine, however fast.
-    let fake = 0
-    const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1))
-    const events: string[] = []
-    let scanning = true
-    const tick = () => scanning && (events.push('tick'), setImmediate(tick))
     try {
-      setImmediate(tick)
-      const { requests } = await scanScripts(makeOptions({ root, include: ['many/*.script.json'], exclude: [] }), s => events.push(s.script))
-      expect(requests).toHaveLength(60)
+      const { result, marks, turns } = await turnsDuring(mark => scanScripts(makeOptions({ root, include: ['many/*.script.json'], exclude: [] }), mark))
+      expect(result.requests).toHaveLength(60)
+      expect(marks).toBe(60)
+      // Turns ran while the scripts were being read: the reads are not one synchronous loop.
+      expect(turns).toBeGreaterThanOrEqual(5)
     } finally {
-      scanning = false
-      clock.mockRestore()
       await rm(join(root, 'many'), { recursive: true, force: true })
     }
-    const scripts = events.flatMap((e, i) => (e === 'tick' ? [] : [i]))
-    expect(scripts).toHaveLength(60)
-    // Ticks ran while the scripts were being read: the reads are not one synchronous loop.
-    const during = events.slice(scripts[0], scripts.at(-1)).filter(e => e === 'tick').length
-    expect(during).toBeGreaterThanOrEqual(5)
   })
 
   it('throws one ScriptError with the issues of every file', async () => {
