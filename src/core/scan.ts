@@ -30,6 +30,11 @@ function escapeSegment(segment: string): string {
   return segment.includes('~') || segment.includes('/') ? segment.replace(/~/g, '~0').replace(/\//g, '~1') : segment
 }
 
+/** A script's text without the byte-order mark some editors write first (JSON.parse refuses it). */
+export function withoutBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
 /**
  * Pure: one script's text → its parsed document, its asset requests (keyed by plan's rule) and its issues. `script`
  * is the root-relative posix path.
@@ -40,7 +45,7 @@ export function parseScript(source: string, script: string, options: RequestOpti
   const notes = new Set<string>()
   const issue = (where: string, message: string) => issues.push({ script, where, message })
 
-  const text = source.charCodeAt(0) === 0xfeff ? source.slice(1) : source
+  const text = withoutBom(source)
   if (text.trim() === '') return issue('1:1', 'file is empty'), { data: undefined, requests, issues, notes }
   let doc: unknown
   try {

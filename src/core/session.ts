@@ -10,7 +10,7 @@ import { createEngine, type Engine } from './engine'
 import { FluxError, ScriptError } from './errors'
 import { MANIFEST_FILE, manifestJson } from './manifest'
 import { resolveOptions, transformOfRequest } from './options'
-import { findScripts, parseScript, type ScannedScript } from './scan'
+import { findScripts, parseScript, type ScannedScript, withoutBom } from './scan'
 import { readTextWithStat, statOf } from './fs-read'
 import { formatSummary } from './summary'
 import { declarations, scriptType, writeDeclarations } from './typegen'
@@ -219,7 +219,7 @@ export class BuildSession {
     const read = await readTextWithStat(file).catch(() => undefined)
     let data: unknown
     try {
-      data = read && (JSON.parse(read.text.replace(/^\uFEFF/, '')) as unknown)
+      data = read && (JSON.parse(withoutBom(read.text)) as unknown)
     } catch {
       data = undefined
     }
