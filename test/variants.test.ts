@@ -200,21 +200,24 @@ describe('web variants in a Vite build', () => {
     const root = p.path('.flux-cache/v1')
     const before = await variantFiles(p)
     // A variant file whose record was never written (a run killed between the two), beside a real one.
-    const [real] = [...before.keys()].filter(f => f.endsWith('.webp'))
+    const skyline = manifest.entries.find(e => e.id === 'skyline')!.key
+    const [real] = [...before.keys()].filter(f => f.endsWith('.webp') && !f.split('/').pop()!.startsWith(skyline))
     const unrecorded = real!.replace(/~[0-9a-f]{64}-/, `~${'e'.repeat(64)}-`)
     await writeFile(join(root, unrecorded), await readFile(join(root, real!)))
+    // A second file for a recorded variant key (a run killed while replacing it): the record names the other one.
+    const replaced = real!.replace(/-([0-9a-f]{16})\.webp$/, (_, sha: string) => `-${sha === '0'.repeat(16) ? '1' : '0'}${'0'.repeat(15)}.webp`)
+    await writeFile(join(root, replaced), await readFile(join(root, real!)))
     // skyline's source record and image are gone (removed, or discarded as damaged): its variants serve nothing.
-    const skyline = manifest.entries.find(e => e.id === 'skyline')!.key
     const shard = join(root, skyline.slice(0, 2))
     for (const f of await readdir(shard)) if (f === `${skyline}.json` || f.startsWith(`${skyline}-`)) await rm(join(shard, f))
     const ofSkyline = [...before.keys()].filter(f => f.split('/').pop()!.startsWith(`${skyline}~`))
     expect(ofSkyline.length).toBe(4)
     // Young files may belong to a writer in progress: left alone.
     expect(await new FileStore(p.path('.flux-cache')).recover()).toBe(0)
-    expect((await variantFiles(p)).size).toBe(before.size + 1)
+    expect((await variantFiles(p)).size).toBe(before.size + 2)
     // Ten minutes later: exactly the orphans go.
     const later = new FileStore(p.path('.flux-cache'), { now: () => Date.now() + 10 * 60_000 })
-    expect(await later.recover()).toBe(1 + ofSkyline.length)
+    expect(await later.recover()).toBe(2 + ofSkyline.length)
     expect([...(await variantFiles(p)).keys()].sort()).toEqual([...before.keys()].filter(f => !ofSkyline.includes(f)).sort())
   })
 

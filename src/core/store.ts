@@ -490,6 +490,9 @@ export class FileStore implements Store {
     const sources = new Set(names.filter(n => n.endsWith('.json') && KEY.test(n.slice(0, -5))).map(n => n.slice(0, -5)))
     const records = new Set(names.filter(n => VARIANT_RECORD_NAME.test(n)).map(n => n.slice(0, -5)))
     const files = names.map(n => VARIANT_NAME.exec(n)).filter(m => m !== null)
+    // Files per variant key, counted once (as for the images: a filter per file is quadratic in the shard).
+    const perKey = new Map<string, number>()
+    for (const m of files) perKey.set(`${m[1]}~${m[2]}`, (perKey.get(`${m[1]}~${m[2]}`) ?? 0) + 1)
     for (const name of names.filter(n => VARIANT_RECORD_NAME.test(n))) {
       if (sources.has(name.slice(0, 64)) || !(await old(join(dir, name)))) continue
       await rm(join(dir, name), { force: true }).then(() => (records.delete(name.slice(0, -5)), removed++), () => {})
@@ -497,7 +500,7 @@ export class FileStore implements Store {
     for (const [name, source, key, sha16] of files) {
       const id = `${source}~${key}`
       let orphan = !sources.has(source!) || !records.has(id)
-      if (!orphan && files.filter(m => m[1] === source && m[2] === key).length > 1) orphan = (await this.readVariantRecord(source!, key!))?.sha256.slice(0, 16) !== sha16
+      if (!orphan && perKey.get(id)! > 1) orphan = (await this.readVariantRecord(source!, key!))?.sha256.slice(0, 16) !== sha16
       if (orphan && (await old(join(dir, name)))) await rm(join(dir, name), { force: true }).then(() => removed++, () => {})
     }
     return removed
