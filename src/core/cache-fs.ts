@@ -57,6 +57,7 @@ export async function writeAtomic(tmp: string, target: string, bytes: Buffer): P
     await mkdir(tmp, { recursive: true })
     await mkdir(dirname(target), { recursive: true })
     const temp = tempName(tmp)
+    let renamed = false
     try {
       const handle = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY)
       try {
@@ -65,12 +66,17 @@ export async function writeAtomic(tmp: string, target: string, bytes: Buffer): P
       } finally {
         await handle.close()
       }
-      await rename(temp, target).catch(async (error: NodeJS.ErrnoException) => {
-        // Windows refuses to replace a file another process holds; an existing complete entry is success.
-        if (!['EEXIST', 'EPERM', 'EBUSY'].includes(error.code ?? '') || !(await stat(target).catch(() => undefined))) throw error
-      })
+      renamed = await rename(temp, target).then(
+        () => true,
+        async (error: NodeJS.ErrnoException) => {
+          // Windows refuses to replace a file another process holds; an existing complete entry is success.
+          if (!['EEXIST', 'EPERM', 'EBUSY'].includes(error.code ?? '') || !(await stat(target).catch(() => undefined))) throw error
+          return false
+        },
+      )
     } finally {
-      await unlink(temp).catch(() => {})
+      // Renamed into place, the temp file is gone: no unlink to wait for on every write.
+      if (!renamed) await unlink(temp).catch(() => {})
     }
   } catch (error) {
     throw diskError(error, target)

@@ -17,6 +17,8 @@ const EXTS = new Set(['png', 'jpg', 'webp'])
 /** An image file of the store: `<key>-<sha16>.<ext>`. */
 const IMAGE_NAME = /^([0-9a-f]{64})-([0-9a-f]{16})\.(png|jpg|webp)$/
 /** A variant file of the store: `<source key>~<variant key>-<sha16>.<webp|avif>`. */
+/** How long a folder found real is trusted by `write` before it is checked for a link again. */
+const LINK_CHECK_MS = 1000
 const VARIANT_NAME = /^([0-9a-f]{64})~([0-9a-f]{64})-([0-9a-f]{16})\.(webp|avif)$/
 /** A variant's record: `<source key>~<variant key>.json`. */
 const VARIANT_RECORD_NAME = /^([0-9a-f]{64})~([0-9a-f]{64})\.json$/
@@ -151,6 +153,8 @@ export class FileStore implements Store {
   private readonly verified = new Map<string, string>()
   /** When `readNow` next gives the event loop a turn (performance.now() ms; 0: not started). */
   private turnAt = 0
+  /** When each folder was last found not to be a link (performance.now() ms), for `write`. */
+  private readonly linkChecked = new Map<string, number>()
   private turn: Promise<void> | undefined
 
   constructor(
@@ -593,9 +597,17 @@ export class FileStore implements Store {
     }
   }
 
-  /** Every write of the store: the cache's folders checked for links, then temp file, fsync, rename. */
+  /**
+   * Every write of the store: the cache's folders checked for links, then temp file, fsync, rename. A folder found
+   * real is looked at again after LINK_CHECK_MS, not on every write: a cold run writes two files an image, and the six
+   * lstats each took more of the main thread than the write itself (bench scenario 1's profile). recover() and
+   * remove() still check every time; a check is a moment's truth either way (the folder can change right after it).
+   */
   private async write(target: string, bytes: Buffer): Promise<void> {
-    await refuseLinks([...this.folders(), join(target, '..')])
+    const now = performance.now()
+    const due = [...this.folders(), join(target, '..')].filter(dir => !(now - (this.linkChecked.get(dir) ?? -Infinity) < LINK_CHECK_MS))
+    await refuseLinks(due)
+    for (const dir of due) this.linkChecked.set(dir, now)
     await writeAtomic(this.tmp, target, bytes)
   }
 
