@@ -104,3 +104,28 @@ export async function inBatches<T>(items: readonly T[], each: (item: T, index: n
     if (i < items.length) await new Promise<void>(resolve => setImmediate(resolve))
   }
 }
+
+/**
+ * `inBatches` for work that arrives one call at a time (a build's image reads): `await due()` before each piece of
+ * sync work; once BATCH_MS has been spent since the last turn, the event loop gets one (setImmediate). Callers that
+ * wait on the same turn re-check the budget when they wake, so the first one's work counts for the others.
+ */
+export class SyncBudget {
+  private until = 0
+  private turn: Promise<void> | undefined
+
+  constructor(private readonly budgetMs = BATCH_MS) {}
+
+  async due(): Promise<void> {
+    while (performance.now() > this.until) {
+      if (!this.until) {
+        this.until = performance.now() + this.budgetMs
+        return
+      }
+      await (this.turn ??= new Promise<void>(resolve => setImmediate(resolve)).then(() => {
+        this.turn = undefined
+        this.until = performance.now() + this.budgetMs
+      }))
+    }
+  }
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { refuseLinks, removeDeadTemp, writeAtomic } from './cache-fs'
 import type { Stats } from 'node:fs'
-import { BATCH_MS, inBatches, readText, statOf } from './fs-read'
+import { inBatches, readText, statOf, SyncBudget } from './fs-read'
 import { verifyImage } from './image'
 import { readImageHeader } from './image-header'
 import { CACHE_VERSION, sha256 } from './key'
@@ -151,11 +151,10 @@ export class FileStore implements Store {
    * bytes and are not hashed again. Dev serves each image on every page load; a build reads each image once.
    */
   private readonly verified = new Map<string, string>()
-  /** When `readNow` next gives the event loop a turn (performance.now() ms; 0: not started). */
-  private turnAt = 0
+  /** `readNow`'s sync reads: at most BATCH_MS of them between two turns of the event loop. */
+  private readonly syncBudget = new SyncBudget()
   /** When each folder was last found not to be a link (performance.now() ms), for `write`. */
   private readonly linkChecked = new Map<string, number>()
-  private turn: Promise<void> | undefined
 
   constructor(
     private readonly dir: string,
@@ -245,30 +244,22 @@ export class FileStore implements Store {
     if (now) return this.readNow(hit, into)
     return this.io(async () => {
       const seen = await this.seen(hit.file)
-      const bytes = await this.readVerified(hit, into, seen)
-      if (bytes && seen) this.verified.set(hit.file, seen)
-      return bytes
+      const bytes = await (into && into.length > hit.record.size ? readInto(hit.file, into) : readBytes(hit.file)).catch(() => undefined)
+      if (this.accepts(hit, bytes, seen)) return bytes
+      // Broken on disk although stat looked right: drop the entry, or every later run would trust it and fail again.
+      await this.discard(hit.record)
+      return undefined
     })
   }
 
   /**
-   * `read(hit, into, true)`: without the thread pool, for a build's emitter: open, fstat, one read, close as sync calls (a 150 KB image
-   * from the page cache takes ~0.1 ms; through the pool each call is a round trip, and a build's main thread has
-   * nothing else to do meanwhile: bench scenario 2 saw it idle for 40% of the emit). Same checks as `read()`: size,
-   * then sha256 unless this store hashed the same unchanged file before. The event loop gets a turn every BATCH_MS.
+   * `read(hit, into, true)`: without the thread pool, for a build's emitter: open, fstat, one read, close as sync
+   * calls (a 150 KB image from the page cache takes ~0.1 ms; through the pool each call is a round trip, and a build's
+   * main thread has nothing else to do meanwhile: bench scenario 2 saw it idle for 40% of the emit). The same checks
+   * as `read()` (`accepts`). The event loop gets a turn every BATCH_MS.
    */
   private async readNow(hit: CacheHit, into?: Buffer): Promise<Buffer | undefined> {
-    // One turn at a time for every reader: those who wake from it re-check the budget the first one spent.
-    while (performance.now() > this.turnAt) {
-      if (!this.turnAt) {
-        this.turnAt = performance.now() + BATCH_MS
-        break
-      }
-      await (this.turn ??= new Promise<void>(resolve => setImmediate(resolve)).then(() => {
-        this.turn = undefined
-        this.turnAt = performance.now() + BATCH_MS
-      }))
-    }
+    await this.syncBudget.due()
     let bytes: Buffer | undefined
     let seen = ''
     try {
@@ -284,13 +275,21 @@ export class FileStore implements Store {
     } catch {
       bytes = undefined
     }
-    const known = seen !== '' && this.verified.get(hit.file) === seen
-    if (bytes && bytes.length === hit.record.size && (known || sha256(bytes) === hit.record.sha256)) {
-      this.verified.set(hit.file, seen)
-      return bytes
-    }
+    if (this.accepts(hit, bytes, seen)) return bytes
     await this.discard(hit.record)
     return undefined
+  }
+
+  /**
+   * Whether `bytes`, read from `hit.file` after a stat that said `seen`, are the recorded ones: the size, then the
+   * sha256 unless this store hashed the same unchanged file before. Found right, the file is remembered as verified.
+   */
+  private accepts(hit: { file: string; record: { size: number; sha256: string } }, bytes: Buffer | undefined, seen: string): bytes is Buffer {
+    if (!bytes || bytes.length !== hit.record.size) return false
+    const known = seen !== '' && this.verified.get(hit.file) === seen
+    if (!known && sha256(bytes) !== hit.record.sha256) return false
+    if (seen) this.verified.set(hit.file, seen)
+    return true
   }
 
   /**
@@ -300,16 +299,6 @@ export class FileStore implements Store {
   private async seen(file: string): Promise<string> {
     const info = await statOf(file).catch(() => undefined)
     return info ? stamp(info) : ''
-  }
-
-  /** Hashed unless `seen` is what the stat said when this store last hashed the same file and found it right. */
-  private async readVerified(hit: CacheHit, into?: Buffer, seen = ''): Promise<Buffer | undefined> {
-    const bytes = await (into && into.length > hit.record.size ? readInto(hit.file, into) : readBytes(hit.file)).catch(() => undefined)
-    const known = seen !== '' && this.verified.get(hit.file) === seen
-    if (bytes && bytes.length === hit.record.size && (known || sha256(bytes) === hit.record.sha256)) return bytes
-    // Broken on disk although stat looked right: drop the entry, or every later run would trust it and fail again.
-    await this.discard(hit.record)
-    return undefined
   }
 
   /** Verifies the image, then writes it and its record atomically. */
@@ -391,11 +380,7 @@ export class FileStore implements Store {
     return this.io(async () => {
       const seen = await this.seen(hit.file)
       const bytes = await readFile(hit.file).catch(() => undefined)
-      const known = seen !== '' && this.verified.get(hit.file) === seen
-      if (bytes && bytes.length === hit.record.size && (known || sha256(bytes) === hit.record.sha256)) {
-        if (seen) this.verified.set(hit.file, seen)
-        return bytes
-      }
+      if (this.accepts(hit, bytes, seen)) return bytes
       await this.discardVariant(hit.record)
       return undefined
     })
