@@ -54,6 +54,8 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
     return {
       name,
       wallMs: round(result.wallMs),
+      // The engine only: from before its scan (the pool has none), so a load moved into the scan is still counted.
+      fromScanMs: result.fromScanMs === undefined ? null : round(result.fromScanMs),
       efficiency: round(limitMs / result.wallMs, 3),
       serviceMs: serviceMs === undefined ? null : round(serviceMs, 1),
       // Against what this fake actually took per image: how much of the gap the client itself leaves.
@@ -96,12 +98,16 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
     // the same load on a shared machine): the median of pool wall ÷ engine wall, and its spread.
     const pairs = pluginOnly ? [] : plugin.map((p, i) => round(pool[i].wallMs / p.wallMs, 3))
     const vsPool = pairs.length ? median(pairs) : null
+    // The same pairs with the engine's scan counted in (fromScanMs): what a cold build pays, the load included.
+    const pairsFromScan = pluginOnly ? [] : plugin.map((p, i) => round(pool[i].wallMs / /** @type {number} */ (p.fromScanMs), 3))
     return {
       params: { n, latencyMs, concurrency, imageBytes, serviceMaxInFlight: concurrency },
       limitMs,
       rows,
       vsPool,
       pairs,
+      vsPoolFromScan: pairsFromScan.length ? median(pairsFromScan) : null,
+      pairsFromScan,
       target: 'engine ≥ 0.97 of the bare fetch pool (median of the pairs\' pool wall ÷ engine wall)',
       met: vsPool === null ? null : vsPool >= 0.97,
     }

@@ -82,6 +82,7 @@ function report(r) {
     const runs = c.rows.filter((/** @type {any} */ x) => x.runsMs?.length > 1).map((/** @type {any} */ x) => `${x.name} ${x.runsMs.map(seconds).join(', ')}`)
     out.push(`   efficiency = N·L/C ÷ wall; vs service = N·(the fake's measured time per image)/C ÷ wall; 1st request→last image: the\n   service's view, without the client's start-up inside the timed call (efficiency in brackets); client CPU includes process start${runs.length ? `\n   runs: ${runs.join('; ')}` : ''}`)
     if (c.vsPool != null) out.push(`   engine vs bare pool: ${c.vsPool.toFixed(3)} (pairs ${c.pairs.map((/** @type {number} */ x) => x.toFixed(3)).join(', ')})`)
+    if (c.vsPoolFromScan != null) out.push(`   the same with the engine's scan counted in (an empty cache loads the provider during the scan): ${c.vsPoolFromScan.toFixed(3)} (pairs ${c.pairsFromScan.map((/** @type {number} */ x) => x.toFixed(3)).join(', ')})`)
     out.push(`   target ${c.target}: ${verdict(c.met)}`)
   }
   if (s.warmBuild) {

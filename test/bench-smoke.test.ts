@@ -59,6 +59,9 @@ describe('bench --smoke', () => {
     expect(typeof cold.met).toBe('boolean')
     expect(cold.pairs).toHaveLength(cold.rows[0].runsMs.length)
     expect(cold.vsPool).toBeGreaterThan(0)
+    // The engine's figure from before its scan holds its generate() window.
+    expect(cold.rows[0].fromScanMs).toBeGreaterThanOrEqual(cold.rows[0].wallMs)
+    expect(cold.pairsFromScan).toHaveLength(cold.pairs.length)
   })
 
   it('2 and 4. warm vite build and its memory: both builds measured in every run', () => {

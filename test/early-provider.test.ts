@@ -1,13 +1,15 @@
 // The provider (and its HTTP client) loads, and the free catalog request goes out, as soon as plan finds the first
 // key to generate, while the other keys are still being looked up; the catalog still answers before any paid call,
-// and nothing starts when the policy would not generate that image. No timing here: what is asserted is the order.
+// and nothing starts when the policy would not generate that image. A cache with nothing in it loads the provider's
+// module while the scripts are scanned. No timing here: what is asserted is the order.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { BudgetError } from '../src/core/errors'
 import { plan } from '../src/core/plan'
+import { together } from '../src/core/providers'
 import { FileStore } from '../src/core/store'
 import type { AssetRequest, CacheHit } from '../src/core/types'
 import { startFakeTogether, type FakeTogether } from './fake-together.mjs'
-import { fakeOptions, removeDir, runEngine, scene, tempDir, writeScripts } from './core-helpers'
+import { engineFor, fakeOptions, removeDir, runEngine, scene, tempDir, writeScripts } from './core-helpers'
 
 let fake: FakeTogether
 let root: string
@@ -63,5 +65,52 @@ describe('engine: the provider starts at the first missing key', () => {
     const offline = await runEngine(root, fakeOptions(fake, { offline: true }))
     expect(offline.summary.placeholders).toBe(2)
     expect(fake.log).toEqual([])
+  })
+})
+
+describe('engine: an empty cache loads the provider while the scripts are scanned', () => {
+  it('a cache with nothing in it loads the provider in scan(), and sends nothing; one with an entry loads nothing there', async () => {
+    const load = vi.spyOn(together, 'load')
+    await writeScripts(root, { 'a.script.json': scene(assets(2)) })
+    const cold = engineFor(root, fakeOptions(fake))
+    try {
+      await cold.scan()
+      // Loaded during the scan; the catalog (a request) still waits for plan and the policy.
+      expect(load).toHaveBeenCalledTimes(1)
+      expect(fake.log).toEqual([])
+      const { requests } = await cold.scan()
+      expect((await cold.generate(requests)).summary.generated).toBe(2)
+      // The preloaded provider is the one generate used: loaded once.
+      expect(load).toHaveBeenCalledTimes(1)
+    } finally {
+      await cold.close()
+    }
+
+    // One entry in the cache: a new prompt loads the provider at plan's first missing key, not in the scan.
+    load.mockClear()
+    await writeScripts(root, { 'b.script.json': scene({ extra: 'early prompt: one more harbour' }) })
+    const warm = engineFor(root, fakeOptions(fake))
+    try {
+      const { requests } = await warm.scan()
+      expect(load).not.toHaveBeenCalled()
+      expect((await warm.generate(requests)).summary.generated).toBe(1)
+      expect(load).toHaveBeenCalledTimes(1)
+    } finally {
+      await warm.close()
+    }
+  })
+
+  it('nothing is preloaded when no image could be generated: offline, no key, maxNewImages 0', async () => {
+    const load = vi.spyOn(together, 'load')
+    await writeScripts(root, { 'a.script.json': scene(assets(1)) })
+    for (const [user, env] of [[fakeOptions(fake, { offline: true }), {}], [{ baseURL: fake.baseURL }, {}], [fakeOptions(fake, { maxNewImages: 0 }), {}]] as const) {
+      const engine = engineFor(root, user, env)
+      try {
+        await engine.scan()
+      } finally {
+        await engine.close()
+      }
+    }
+    expect(load).not.toHaveBeenCalled()
   })
 })

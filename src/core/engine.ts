@@ -182,6 +182,21 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   }
 
   /**
+   * A cache with nothing in it (a fresh clone, a first CI run) will miss every key: the provider's module (undici's
+   * ~100 ms import) is loaded while the scripts are scanned, not after. The module only: the catalog request still
+   * waits for plan's first missing key and the policy's yes. A cache with any entry loads nothing here, so a warm
+   * build never imports undici.
+   */
+  function preload(): void {
+    const definition = options.provider ?? defaultProvider
+    if (loading || provider || inject.provider || options.offline || options.maxNewImages <= 0 || !definition.canCall(options)) return
+    if (!store.holdsNothing()) return
+    loading = definition.load(options)
+    // Handled where it is awaited (startProvider); a scan with no generate after it must not leave it unhandled.
+    loading.catch(() => {})
+  }
+
+  /**
    * Loads the provider (once per engine) and sends its catalog request; never rejects: a failure is kept for the
    * place that awaits it, which throws or notes it exactly as if it had been started there.
    */
@@ -220,6 +235,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     store,
     scan: async onScript => {
       startRecovery()
+      preload()
       const scanned = await scanScripts(options, onScript)
       note(scanned.notes)
       return scanned
@@ -227,9 +243,10 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     note,
     generate,
     close: async () => {
-      await loading?.catch(() => {})
+      // A provider preloaded for a generate that never needed it is closed too.
+      const loaded = await loading?.catch(() => undefined)
       loading = undefined
-      await provider?.close()
+      await (provider ?? loaded)?.close()
       provider = inject.provider
     },
   }

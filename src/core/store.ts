@@ -601,6 +601,18 @@ export class FileStore implements Store {
     return [this.dir, this.root, this.tmp, join(this.root, 'locks'), join(this.root, 'roots')]
   }
 
+  /**
+   * Whether the cache holds no entry at all (no folder yet, or no shard in it): a fresh clone, a first CI run. Then
+   * every key is a miss before plan looks. One synchronous listing of the cache folder.
+   */
+  holdsNothing(): boolean {
+    try {
+      return !fs.readdirSync(this.root).some(name => /^[0-9a-f]{2}$/.test(name))
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT'
+    }
+  }
+
   /** The shard folders (`ab/`) that are real folders. */
   private async shards(): Promise<string[]> {
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => [])
