@@ -1,7 +1,7 @@
-import { link, mkdir, open, readdir, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { diskError, isAlive, removeDeadTemp, tempName } from './cache-fs'
+import { diskError, isAlive, listSync, removeDeadTemp, tempName } from './cache-fs'
 import { abortError, sleep } from './retry'
 
 /** A held lock: release it exactly once, whatever happened meanwhile. */
@@ -114,7 +114,7 @@ export class KeyLock {
    */
   async sweep(): Promise<number> {
     let removed = await removeDeadTemp(this.dir, this.staleMs, this.now)
-    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+    for (const name of listSync(this.dir)) {
       if (!LOCK_NAME.test(name)) continue
       const lock = join(this.dir, name)
       const holder = await readHolder(lock)

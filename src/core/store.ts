@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import { readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import pLimit from 'p-limit'
-import { refuseLinks, removeDeadTemp, writeAtomic } from './cache-fs'
+import { listSync, refuseLinks, removeDeadTemp, writeAtomic } from './cache-fs'
 import type { Stats } from 'node:fs'
 import { inBatches, readText, statOf, SyncBudget } from './fs-read'
 import { verifyImage } from './image'
@@ -349,7 +349,7 @@ export class FileStore implements Store {
   async remove(key: string): Promise<void> {
     if (!KEY.test(key)) return
     const shard = join(this.root, key.slice(0, 2))
-    await refuseLinks([...this.folders(), shard])
+    refuseLinks([...this.folders(), shard])
     await rm(this.recordPath(key), { force: true })
     for (const name of await readdir(shard).catch(() => [] as string[])) {
       if (name.startsWith(`${key}-`) || name.startsWith(`${key}~`)) await rm(join(shard, name), { force: true })
@@ -431,15 +431,14 @@ export class FileStore implements Store {
    * Refuses (FLUX_CACHE_LINK) to work in a cache whose folders are links. Returns how many files were removed.
    */
   async recover(): Promise<number> {
-    await refuseLinks(this.folders())
+    refuseLinks(this.folders())
     // Temp files of a writer that died (or of another host's, after a day).
     let removed = await removeDeadTemp(this.tmp, 86_400_000, this.now)
-    // One listing of each shard serves both sweeps: recover() runs at the start of every build.
-    for (const shard of await this.shards()) {
-      const dir = join(this.root, shard)
-      const names = await readdir(dir).catch(() => [] as string[])
-      removed += (await this.removeOrphanImages(dir, names)) + (await this.removeOrphanVariants(dir, names))
-    }
+    // One listing of each shard serves both sweeps: recover() runs at the start of every build. The listings are sync
+    // (cache-fs listSync), in batches (fs-read.ts): the scan runs alongside.
+    const listed: Array<[string, string[]]> = []
+    await inBatches(await this.shards(), shard => void listed.push([join(this.root, shard), listSync(join(this.root, shard))]))
+    for (const [dir, names] of listed) removed += (await this.removeOrphanImages(dir, names)) + (await this.removeOrphanVariants(dir, names))
     return removed + (await this.locks.sweep())
   }
 
@@ -591,7 +590,7 @@ export class FileStore implements Store {
   private async write(target: string, bytes: Buffer): Promise<void> {
     const now = performance.now()
     const due = [...this.folders(), join(target, '..')].filter(dir => !(now - (this.linkChecked.get(dir) ?? -Infinity) < LINK_CHECK_MS))
-    await refuseLinks(due)
+    refuseLinks(due)
     for (const dir of due) this.linkChecked.set(dir, now)
     await writeAtomic(this.tmp, target, bytes)
   }
