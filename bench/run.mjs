@@ -99,10 +99,11 @@ function report(r) {
       const o = w.own
       out.push(`   plugin's own time: ${o.ms} ms (import ${o.importMs} ms + hooks ${o.hooksMs} ms: scan, plan, cache check, read + verify + emitFile; runs ${o.runsMs.join(', ')} ms); floor: sha256 of the ${mb(o.hashedBytes)} alone ${o.hashMs} ms`)
       out.push(`   target ${o.target}: ${verdict(o.met)} (${o.ms} vs ${round(50 + o.hashMs)} ms)`)
+      if (o.floor) out.push(`   own-time floor ${o.floor.ms} ms (import of unplugin + fast-glob + p-limit ${o.floor.depsImportMs} ms, the bare emitter's hooks ${o.floor.bareHooksMs} ms, sha256 ${o.floor.hashMs} ms): the plugin ${o.vsFloor.toFixed(2)}× it`)
     }
     if (w.small) {
       const x = w.small
-      out.push(`   small one-page app, ${x.params.assets} cached images (${mb(x.params.totalImageBytes)}), same method: plugin ${seconds(x.plugin.medianMs)} (runs ${x.plugin.buildMs.map(seconds).join(', ')}) vs public/ ${seconds(x.public.medianMs)} (runs ${x.public.buildMs.map(seconds).join(', ')}); plugin's own time ${x.own.ms} ms`)
+      out.push(`   small one-page app, ${x.params.assets} cached images (${mb(x.params.totalImageBytes)}), same method: plugin ${seconds(x.plugin.medianMs)} (runs ${x.plugin.buildMs.map(seconds).join(', ')}) vs public/ ${seconds(x.public.medianMs)} (runs ${x.public.buildMs.map(seconds).join(', ')}); plugin's own time ${x.own.ms} ms${x.own.floor ? ` (import ${x.own.importMs} ms of which unplugin + fast-glob + p-limit ${x.own.depsImportMs} ms; floor ${x.own.floor.ms} ms: ${x.own.vsFloor.toFixed(2)}×)` : ''}`)
       out.push(`   ratio ${x.ratio.toFixed(2)}×; target ${x.target}: ${verdict(x.met)}`)
       if (x.floor) out.push(`   floor: the bare emitter ${seconds(x.floor.bare.medianMs)} = ${x.floor.bareVsPublic.toFixed(2)}× public/; the plugin ${x.floor.pluginVsBare.toFixed(2)}× the bare emitter`)
     }

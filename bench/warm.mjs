@@ -82,6 +82,7 @@ async function twin(run, { name, assets, perScript, runs }) {
   const series = () => ({ buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) })
   const times = { plugin: series(), public: series(), bare: series() }
   const own = /** @type {any[]} */ ([]) // the plugin's own time in each plugin build (child.mjs timeHooks)
+  const bareHooks = /** @type {number[]} */ ([]) // the bare emitter's hooks in each of its builds: reads + emitFile
   const orders = /** @type {const} */ ([['plugin', 'public', 'bare'], ['bare', 'public', 'plugin'], ['public', 'bare', 'plugin']])
   for (let i = 0; i < runs; i++) {
     for (const kind of orders[i % orders.length]) {
@@ -89,20 +90,26 @@ async function twin(run, { name, assets, perScript, runs }) {
       times[kind].buildMs.push(round(r.buildMs))
       times[kind].maxRssBytes.push(r.maxRssBytes)
       if (kind === 'plugin') own.push(r.own)
+      if (kind === 'bare') bareHooks.push(r.bareHooksMs)
     }
   }
   const summarize = (/** @type {ReturnType<typeof series>} */ s) => ({ ...s, medianMs: round(median(s.buildMs)), medianRssBytes: median(s.maxRssBytes), peakRssBytes: Math.max(...s.maxRssBytes) })
   const p = summarize(times.plugin)
   const b = summarize(times.public)
   const floor = summarize(times.bare)
-  return { assets, p, b, floor, ratio: round(p.medianMs / b.medianMs, 3), floorRatio: round(p.medianMs / floor.medianMs, 3), own, totalImageBytes }
+  return { assets, p, b, floor, ratio: round(p.medianMs / b.medianMs, 3), floorRatio: round(p.medianMs / floor.medianMs, 3), own: { runs: own, bareHooksMs: round(median(bareHooks)) }, totalImageBytes }
 }
 
-/** #16: the plugin's own time (import + its hooks) ≤ 50 ms + sha256 of the image bytes alone. @param {any[]} own */
-function ownTime(own) {
+/**
+ * #16: the plugin's own time (import + its hooks) ≤ 50 ms + sha256 of the image bytes alone. Its floor, measured in
+ * the same run: importing the design card's packages, the bare emitter's hooks (reading the files and emitFile()ing
+ * them) and the sha256. @param {{ runs: any[], bareHooksMs: number }} own
+ */
+function ownTime({ runs: own, bareHooksMs }) {
   const pick = (/** @type {string} */ k) => round(median(own.map(o => o[k])))
-  const o = { ms: pick('ms'), importMs: pick('importMs'), hooksMs: pick('hooksMs'), hashMs: pick('hashMs'), hashedBytes: own[0]?.hashedBytes, runsMs: own.map(x => round(x.ms)) }
-  return { ...o, target: 'plugin own time (import + hooks) ≤ 50 ms + sha256 of the image bytes', met: o.ms <= 50 + o.hashMs }
+  const o = { ms: pick('ms'), importMs: pick('importMs'), depsImportMs: pick('depsImportMs'), hooksMs: pick('hooksMs'), hashMs: pick('hashMs'), hashedBytes: own[0]?.hashedBytes, runsMs: own.map(x => round(x.ms)) }
+  const floorMs = round(o.depsImportMs + bareHooksMs + o.hashMs)
+  return { ...o, target: 'plugin own time (import + hooks) ≤ 50 ms + sha256 of the image bytes', met: o.ms <= 50 + o.hashMs, floor: { ms: floorMs, depsImportMs: o.depsImportMs, bareHooksMs, hashMs: o.hashMs }, vsFloor: round(o.ms / floorMs, 2) }
 }
 
 /**

@@ -92,6 +92,13 @@ describe('bench --smoke', () => {
     expect(small.ratio).toEqual(positive())
     expect(typeof small.met).toBe('boolean')
     expect(small.own).toMatchObject({ ms: positive(), hashMs: positive() })
+    // The own-time floor of both apps: the design card's packages' import, the bare emitter's hooks, the sha256.
+    for (const own of [warmBuild.own, small.own]) {
+      expect(own.floor).toMatchObject({ depsImportMs: positive(), bareHooksMs: positive(), hashMs: own.hashMs })
+      expect(own.floor.ms).toBeCloseTo(own.floor.depsImportMs + own.floor.bareHooksMs + own.hashMs, -1)
+      expect(own.depsImportMs).toBeLessThanOrEqual(own.importMs)
+    }
+    expect(stdout).toMatch(/own-time floor \d+ ms \(import of unplugin \+ fast-glob \+ p-limit \d+ ms, the bare emitter's hooks \d+ ms, sha256 \d+ ms\): the plugin [\d.]+× it/)
     expect(stdout).toMatch(/small one-page app, \d+ cached images[^\n]*\n\s+ratio [\d.]+×; target [^:]+: (met|MISSED)/)
     expect(memory).toMatchObject({ pluginRssBytes: warmBuild.plugin.medianRssBytes, publicRssBytes: warmBuild.public.medianRssBytes, allowedRssBytes: positive() })
     expect(memory.allowedRssBytes).toBe(memory.publicRssBytes + 1.5 * warmBuild.params.totalImageBytes)
