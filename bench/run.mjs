@@ -113,6 +113,7 @@ function report(r) {
     out.push('', `4. Memory: plugin ${mb(x.pluginRssBytes)} vs public/ ${mb(x.publicRssBytes)}: +${mb(x.extraRssBytes)} = ${x.extraPerImageByte}× the ${mb(x.params.totalImageBytes)} of images; allowed up to ${mb(x.allowedRssBytes)}`)
     out.push(`   target ${x.target}: ${verdict(x.met)}`)
     if (x.bareRssBytes) out.push(`   floor: the bare emitter peaks at ${mb(x.bareRssBytes)}, public/ + ${x.bareExtraPerImageByte}× the image bytes`)
+    if (x.bytesOnlyRssBytes) out.push(`   the plugin building a page that does not import virtual:flux-assets (the same images emitted): ${mb(x.bytesOnlyRssBytes)}, public/ + ${x.bytesOnlyExtraPerImageByte}× the image bytes; the rest is the bundler's work on that module (the page's JS: ${Math.round(x.pageJsBytes.plugin / 1024)} KB minified, against ${Math.round(x.pageJsBytes.bare / 1024)} KB for the bare emitter's page)`)
   }
   if (s.discovery) {
     const d = s.discovery

@@ -13,7 +13,7 @@ import { API_KEY, listFiles, median, round, runChild, writeFiles } from './lib.m
  */
 export async function warm(run, { smoke }) {
   const runs = smoke ? 1 : 5
-  const large = await twin(run, { name: 'warm', assets: smoke ? 20 : 300, perScript: 10, runs })
+  const large = await twin(run, { name: 'warm', assets: smoke ? 20 : 300, perScript: 10, runs, bytesOnly: true })
   const small = await twin(run, { name: 'warm-small', assets: smoke ? 8 : 64, perScript: 8, runs })
   const { p, b, floor, ratio, own, totalImageBytes } = large
   const allowedRssBytes = b.medianRssBytes + 1.5 * totalImageBytes
@@ -51,6 +51,11 @@ export async function warm(run, { smoke }) {
       met: p.medianRssBytes <= allowedRssBytes,
       bareRssBytes: floor.medianRssBytes,
       bareExtraPerImageByte: round((floor.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2),
+      // The plugin building a page that does not import virtual:flux-assets: every image emitted all the same, what
+      // is left out is the bundler's work on that module (every record with its picture fields, one entry per image).
+      bytesOnlyRssBytes: large.bytesOnly?.medianRssBytes ?? null,
+      bytesOnlyExtraPerImageByte: large.bytesOnly ? round((large.bytesOnly.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2) : null,
+      pageJsBytes: large.pageJsBytes,
     },
   }
 }
@@ -61,31 +66,40 @@ const IMAGE_BYTES = 150_000
  * One app with `assets` cached images against its public/ twin: `runs` alternating pairs after one unmeasured build
  * of each. @param {{ dir: string, dist: string }} run @param {{ name: string, assets: number, perScript: number, runs: number }} o
  */
-async function twin(run, { name, assets, perScript, runs }) {
+async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
   const { pluginRoot, publicRoot, cacheDir, totalImageBytes } = await warmApps(run, name, assets, IMAGE_BYTES, perScript)
+  // bytesOnly: a second page in the plugin app that does not import virtual:flux-assets (memory, scenario 4).
+  if (bytesOnly) {
+    await writeFiles([
+      [join(pluginRoot, 'bytes.html'), '<!doctype html><html><body><div id="app"></div><script type="module" src="/src/bytes.js"></script></body></html>\n'],
+      [join(pluginRoot, 'src', 'bytes.js'), "document.getElementById('app').textContent = 'no virtual module'\n"],
+    ])
+  }
 
-  /** @param {'plugin' | 'public' | 'bare'} kind */
+  /** @param {'plugin' | 'public' | 'bare' | 'bytes'} kind */
   const build = async kind => {
-    const plugin = kind === 'plugin'
+    const plugin = kind === 'plugin' || kind === 'bytes'
     // The bare emitter (the floor) builds the plugin app's page from the public/ twin's files, in its own outDir.
     const root = kind === 'public' ? publicRoot : pluginRoot
-    const outDir = join(root, kind === 'bare' ? 'dist-bare' : 'dist')
+    const outDir = join(root, kind === 'bare' ? 'dist-bare' : kind === 'bytes' ? 'dist-bytes' : 'dist')
     // formats: [] keeps this scenario what it always measured (the originals alone); scenario 6 measures variants.
     const bare = kind === 'bare' ? { bare: join(publicRoot, 'public', 'img') } : {}
-    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare })
+    const input = kind === 'bytes' ? { build: { rollupOptions: { input: join(pluginRoot, 'bytes.html') } } } : {}
+    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare, ...input })
     const shipped = (await listFiles(outDir)).filter(f => /\.(jpe?g|png|webp)$/.test(f)).length
     if (shipped !== assets || r.placeholders) throw new Error(`warm: ${kind} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
     return r
   }
   // One unmeasured build of each warms the disk cache and Node's compile cache alike for all.
   for (const kind of /** @type {const} */ (['plugin', 'public', 'bare'])) await build(kind)
+  if (bytesOnly) await build('bytes')
   const series = () => ({ buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) })
-  const times = { plugin: series(), public: series(), bare: series() }
+  const times = { plugin: series(), public: series(), bare: series(), bytes: series() }
   const own = /** @type {any[]} */ ([]) // the plugin's own time in each plugin build (child.mjs timeHooks)
   const bareHooks = /** @type {number[]} */ ([]) // the bare emitter's hooks in each of its builds: reads + emitFile
   const orders = /** @type {const} */ ([['plugin', 'public', 'bare'], ['bare', 'public', 'plugin'], ['public', 'bare', 'plugin']])
   for (let i = 0; i < runs; i++) {
-    for (const kind of orders[i % orders.length]) {
+    for (const kind of [...orders[i % orders.length], ...(bytesOnly ? /** @type {const} */ (['bytes']) : [])]) {
       const r = await build(kind)
       times[kind].buildMs.push(round(r.buildMs))
       times[kind].maxRssBytes.push(r.maxRssBytes)
@@ -97,7 +111,19 @@ async function twin(run, { name, assets, perScript, runs }) {
   const p = summarize(times.plugin)
   const b = summarize(times.public)
   const floor = summarize(times.bare)
-  return { assets, p, b, floor, ratio: round(p.medianMs / b.medianMs, 3), floorRatio: round(p.medianMs / floor.medianMs, 3), own: { runs: own, bareHooksMs: round(median(bareHooks)) }, totalImageBytes }
+  // The page's JS in the plugin build and in the bare emitter's: virtual:flux-assets's data is most of the first.
+  const jsBytes = async (/** @type {string} */ outDir) => {
+    let total = 0
+    for (const f of (await listFiles(join(outDir, 'assets'))).filter(f => f.endsWith('.js'))) total += (await stat(f)).size
+    return total
+  }
+  return {
+    assets,
+    p,
+    b,
+    floor,
+    bytesOnly: bytesOnly ? summarize(times.bytes) : undefined,
+    pageJsBytes: { plugin: await jsBytes(join(pluginRoot, 'dist')), bare: await jsBytes(join(pluginRoot, 'dist-bare')) }, ratio: round(p.medianMs / b.medianMs, 3), floorRatio: round(p.medianMs / floor.medianMs, 3), own: { runs: own, bareHooksMs: round(median(bareHooks)) }, totalImageBytes }
 }
 
 /**

@@ -82,6 +82,9 @@ describe('bench --smoke', () => {
     }
     expect(stdout).toMatch(/floor: a bare emitter [^\n]* takes [\d.]+× public\/; the plugin takes [\d.]+× the bare emitter/)
     expect(memory.bareRssBytes).toEqual(positive())
+    // The same plugin with a page that does not import virtual:flux-assets, and the page JS of both builds.
+    expect(memory).toMatchObject({ bytesOnlyRssBytes: positive(), bytesOnlyExtraPerImageByte: expect.any(Number), pageJsBytes: { plugin: positive(), bare: positive() } })
+    expect(stdout).toMatch(/the plugin building a page that does not import virtual:flux-assets \(the same images emitted\): [\d.]+ MB, public\/ \+ -?[\d.]+× the image bytes/)
     // The small one-page app (#16), the same method: both builds in every run, a ratio and a verdict.
     const { small } = warmBuild
     expect(small.params).toMatchObject({ assets: positive(), runs, totalImageBytes: positive() })
