@@ -64,7 +64,7 @@ const IMAGE_BYTES = 150_000
 
 /**
  * One app with `assets` cached images against its public/ twin: `runs` alternating pairs after one unmeasured build
- * of each. @param {{ dir: string, dist: string }} run @param {{ name: string, assets: number, perScript: number, runs: number }} o
+ * of each. @param {{ dir: string, dist: string }} run @param {{ name: string, assets: number, perScript: number, runs: number, bytesOnly?: boolean }} o
  */
 async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
   const { pluginRoot, publicRoot, cacheDir, totalImageBytes } = await warmApps(run, name, assets, IMAGE_BYTES, perScript)
