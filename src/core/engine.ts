@@ -46,6 +46,7 @@ export interface Engine {
  */
 export function createEngine(options: ResolvedOptions, inject: { provider?: ImageProvider; store?: StoreOptions } = {}): Engine {
   const store = new FileStore(options.cacheDir, inject.store)
+  const definition = options.provider ?? defaultProvider
   let provider = inject.provider
   /** The provider's load, once started (startProvider): close() waits for it, so a load in flight is closed too. */
   let loading: Promise<ImageProvider> | undefined
@@ -79,7 +80,6 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
       recovery = null
       await recovering
     }
-    const definition = options.provider ?? defaultProvider
     const canCall = !!inject.provider || definition.canCall(options)
     // The provider's load (the HTTP client: undici takes ~100 ms to import) and the free catalog request start at the
     // first key plan finds missing, if the policy lets that one image be generated, and run while the rest is planned;
@@ -188,8 +188,9 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
    * build never imports undici.
    */
   function preload(): void {
-    const definition = options.provider ?? defaultProvider
-    if (loading || provider || inject.provider || options.offline || options.maxNewImages <= 0 || !definition.canCall(options)) return
+    if (loading || provider || inject.provider) return
+    // Policy's rows (offline, no key) as decide() says them; and a budget that allows no image at all.
+    if (!('generate' in decide([], options, definition.canCall(options), spent)) || spent.images >= options.maxNewImages) return
     if (!store.holdsNothing()) return
     loading = definition.load(options)
     // Handled where it is awaited (startProvider); a scan with no generate after it must not leave it unhandled.

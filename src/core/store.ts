@@ -13,6 +13,8 @@ import { Roots } from './roots'
 import type { CacheHit, CacheRecord, ImageSettings } from './types'
 
 const KEY = /^[0-9a-f]{64}$/
+/** A shard folder: the first two hex digits of its keys. */
+const SHARD_NAME = /^[0-9a-f]{2}$/
 const EXTS = new Set(['png', 'jpg', 'webp'])
 /** An image file of the store: `<key>-<sha16>.<ext>`. */
 const IMAGE_NAME = /^([0-9a-f]{64})-([0-9a-f]{16})\.(png|jpg|webp)$/
@@ -606,7 +608,7 @@ export class FileStore implements Store {
    */
   holdsNothing(): boolean {
     try {
-      return !fs.readdirSync(this.root).some(name => /^[0-9a-f]{2}$/.test(name))
+      return !fs.readdirSync(this.root).some(name => SHARD_NAME.test(name))
     } catch (error) {
       return (error as NodeJS.ErrnoException).code === 'ENOENT'
     }
@@ -615,7 +617,7 @@ export class FileStore implements Store {
   /** The shard folders (`ab/`) that are real folders. */
   private async shards(): Promise<string[]> {
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => [])
-    return entries.filter(e => e.isDirectory() && /^[0-9a-f]{2}$/.test(e.name)).map(e => e.name)
+    return entries.filter(e => e.isDirectory() && SHARD_NAME.test(e.name)).map(e => e.name)
   }
 }
 
