@@ -18,9 +18,11 @@ export function tempName(dir: string): string {
 /**
  * Removes the temp files (TEMP_NAME only) a killed writer left in `dir`: its pid is dead on this host, or the file is
  * older than `maxAgeMs` (another host's writer). A folder that takes no writes keeps them: cleaning up is never worth
- * failing a run for. Returns how many were removed.
+ * failing a run for. Refuses (FLUX_CACHE_LINK) a `dir` that is a symbolic link. Returns how many were removed.
  */
 export async function removeDeadTemp(dir: string, maxAgeMs: number, now: () => number = Date.now): Promise<number> {
+  // Checked here, right before the listing it guards: a caller's check at the start of its recovery leaves a window.
+  refuseLinks([dir])
   let removed = 0
   for (const name of listSync(dir)) {
     if (!TEMP_NAME.test(name)) continue

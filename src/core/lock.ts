@@ -110,7 +110,8 @@ export class KeyLock {
 
   /**
    * Removes locks whose holder on this host died (a killed run could not release them), empty or unreadable locks past
-   * a short grace (see UNREADABLE_GRACE_MS), and the temp files of lock writers that died. Returns how many.
+   * a short grace (see UNREADABLE_GRACE_MS), and the temp files of lock writers that died. Refuses (FLUX_CACHE_LINK)
+   * a lock folder that is a symbolic link (removeDeadTemp checks it, right before this listing). Returns how many.
    */
   async sweep(): Promise<number> {
     let removed = await removeDeadTemp(this.dir, this.staleMs, this.now)

@@ -2,11 +2,14 @@
 // fails the run; a read-only cache with a damaged entry is read as a miss; orphan images are cleaned up; a symbolic
 // link in the cache is refused and never followed. Disks are faked in the child (fs-faults.mjs): tests run as root.
 import { copyFile, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { removeDeadTemp } from '../../src/core/cache-fs'
 import { sha256 } from '../../src/core/key'
+import { KeyLock } from '../../src/core/lock'
 import { startFakeTogether, type FakeTogether } from '../fake-together.mjs'
-import { cacheRoot, exists, expectedKeys, fakeEnv, listFiles, makeTemp, recordFiles, removeTemp, runCli, SIZE, scriptWith, STACK_LINE, validImages, writeScripts } from './helpers'
+import { cacheRoot, deadPid, exists, expectedKeys, fakeEnv, listFiles, makeTemp, recordFiles, removeTemp, runCli, SIZE, scriptWith, STACK_LINE, validImages, writeScripts } from './helpers'
 
 let fake: FakeTogether | undefined
 let root: string | undefined
@@ -157,5 +160,25 @@ describe('symbolic links in the cache', () => {
     expect(await exists(foreign)).toBe(true)
     expect(await exists(ours)).toBe(false)
     expect((await stat(foreign)).size).toBe(1)
+  })
+
+  // Recovery checks the store's folders once at its start; a link made after that must still never be followed:
+  // each sweep checks its folder again right before listing it.
+  it('the temp and lock sweeps refuse a folder that became a link after the run started, and delete nothing through it', async () => {
+    root = await makeTemp('late-link')
+    const target = join(root, 'src')
+    await mkdir(target, { recursive: true })
+    const temp = join(target, `elsewhere~123~${'0'.repeat(12)}.tmp`)
+    const lock = join(target, `${'a'.repeat(64)}.lock`)
+    for (const f of [temp, lock]) {
+      await writeFile(f, JSON.stringify({ pid: deadPid(), host: hostname(), at: 0 }))
+      await utimes(f, ago(2 * 86_400_000), ago(2 * 86_400_000))
+    }
+    const link = join(root, 'linked')
+    await symlink(target, link)
+    await expect(removeDeadTemp(link, 86_400_000)).rejects.toMatchObject({ code: 'FLUX_CACHE_LINK' })
+    await expect(new KeyLock(link).sweep()).rejects.toMatchObject({ code: 'FLUX_CACHE_LINK' })
+    expect(await exists(temp)).toBe(true)
+    expect(await exists(lock)).toBe(true)
   })
 })
