@@ -96,10 +96,11 @@ export async function cold(run, { smoke, pluginOnly = false, imageBytes = 150_00
     }
     // #16: the engine against the bare pool, pair by pair (an engine run and the pool run right after it see about
     // the same load on a shared machine): the median of pool wall ÷ engine wall, and its spread.
-    const pairs = pluginOnly ? [] : plugin.map((p, i) => round(pool[i].wallMs / p.wallMs, 3))
+    const pairsOf = (/** @type {(r: Row) => number} */ engineMs) => (pluginOnly ? [] : plugin.map((p, i) => round(pool[i].wallMs / engineMs(p), 3)))
+    const pairs = pairsOf(p => p.wallMs)
     const vsPool = pairs.length ? median(pairs) : null
     // The same pairs with the engine's scan counted in (fromScanMs): what a cold build pays, the load included.
-    const pairsFromScan = pluginOnly ? [] : plugin.map((p, i) => round(pool[i].wallMs / /** @type {number} */ (p.fromScanMs), 3))
+    const pairsFromScan = pairsOf(p => /** @type {number} */ (p.fromScanMs))
     return {
       params: { n, latencyMs, concurrency, imageBytes, serviceMaxInFlight: concurrency },
       limitMs,

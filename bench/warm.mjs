@@ -123,7 +123,12 @@ async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
     b,
     floor,
     bytesOnly: bytesOnly ? summarize(times.bytes) : undefined,
-    pageJsBytes: { plugin: await jsBytes(join(pluginRoot, 'dist')), bare: await jsBytes(join(pluginRoot, 'dist-bare')) }, ratio: round(p.medianMs / b.medianMs, 3), floorRatio: round(p.medianMs / floor.medianMs, 3), own: { runs: own, bareHooksMs: round(median(bareHooks)) }, totalImageBytes }
+    pageJsBytes: { plugin: await jsBytes(join(pluginRoot, 'dist')), bare: await jsBytes(join(pluginRoot, 'dist-bare')) },
+    ratio: round(p.medianMs / b.medianMs, 3),
+    floorRatio: round(p.medianMs / floor.medianMs, 3),
+    own: { runs: own, bareHooksMs: round(median(bareHooks)) },
+    totalImageBytes,
+  }
 }
 
 /**
