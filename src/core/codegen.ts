@@ -43,13 +43,29 @@ export function pictureFields<U>(p: Picture, url: (image: OutputImage) => U, joi
   }
 }
 
-/** JS expressions of a picture: each URL the bundler's expression, each srcset a concatenation of them. */
-export function pictureExprs(p: Picture, url: (image: OutputImage) => string): PictureFields<Expr> {
-  return pictureFields<Expr>(
-    p,
-    image => ({ js: url(image) }),
-    parts => ({ js: parts.map(x => (typeof x === 'string' ? JSON.stringify(x) : `(${x.js})`)).join(' + ') }),
-  )
+/** A module's pictures as JS: each field an expression over `consts`, the module's URL constants. */
+export interface ModulePictures {
+  fields: Array<PictureFields<Expr>>
+  /** `const u0 = <the bundler's URL expression>` for each distinct image, to put before the code using them. */
+  consts: string
+}
+
+/**
+ * The pictures of one module, each URL the bundler's expression written once as a const and each srcset a
+ * concatenation of those names. Once: Vite 8 resolves every `import.meta.ROLLUP_FILE_URL_` occurrence through a JS
+ * hook (its resolveFileUrl), and a picture names its image in `url`, `src`, `variants` and `srcset` (#16).
+ */
+export function modulePictures(pictures: Picture[], url: (image: OutputImage) => string): ModulePictures {
+  const names = new Map<string, string>()
+  const name = (image: OutputImage): Expr => {
+    const js = url(image)
+    let n = names.get(js)
+    if (n === undefined) names.set(js, (n = `u${names.size}`))
+    return { js: n }
+  }
+  const join = (parts: Array<Expr | string>): Expr => ({ js: parts.map(x => (typeof x === 'string' ? JSON.stringify(x) : x.js)).join(' + ') })
+  const fields = pictures.map(p => pictureFields<Expr>(p, name, join))
+  return { fields, consts: [...names].map(([js, n]) => `const ${n} = ${js}\n`).join('') }
 }
 
 /** A value as JS: an Expr as its code, everything else as JSON. */
@@ -64,7 +80,7 @@ function toJs(value: unknown): string {
  * The `?flux` module: the script with each asset value replaced by `{ id, prompt, url, width, height, placeholder }`
  * and its picture: `src`, `variants`, `srcset`, `sources`, `blur` (PictureFields).
  */
-export function fluxModuleCode(data: unknown, records: AssetRecord[], pictures: Array<PictureFields<Expr>>): string {
+export function fluxModuleCode(data: unknown, records: AssetRecord[], { fields: pictures, consts }: ModulePictures): string {
   const tokens = records.map((_, i) => `__FLUX_ASSET_${i}_${Math.random().toString(36).slice(2)}__`)
   records.forEach((r, i) => setAt(data, r.pointer, tokens[i]))
   // JSON is not quite JS: in an object literal `"__proto__": x` sets the prototype instead of a key. A computed key
@@ -75,14 +91,14 @@ export function fluxModuleCode(data: unknown, records: AssetRecord[], pictures: 
     const value = { id: r.id, prompt: r.prompt, url: p.src, width: r.width, height: r.height, placeholder: r.placeholder, ...p }
     code = code.replace(JSON.stringify(tokens[i]), () => toJs(value))
   })
-  return `export default ${code}\n`
+  return `${consts}export default ${code}\n`
 }
 
 /**
  * `virtual:flux-assets`: the manifest entries grouped by script, each with its `url`, its `model` and its `cost` (the
  * cache record's estimate, `null` when unknown or a placeholder); and, as `summary`, the build's counts (summarize()'s).
  */
-export function virtualModuleCode(records: AssetRecord[], pictures: Array<PictureFields<Expr>>, hits: ReadonlyMap<string, CacheHit> = new Map(), summary?: RunSummary): string {
+export function virtualModuleCode(records: AssetRecord[], { fields: pictures, consts }: ModulePictures, hits: ReadonlyMap<string, CacheHit> = new Map(), summary?: RunSummary): string {
   const byScript = new Map<string, string[]>()
   records.forEach((r, i) => {
     const cost = hits.get(r.key)?.record.cost
@@ -91,7 +107,7 @@ export function virtualModuleCode(records: AssetRecord[], pictures: Array<Pictur
     byScript.set(r.script, [...(byScript.get(r.script) ?? []), entry])
   })
   const body = [...byScript].map(([script, entries]) => `  ${JSON.stringify(script)}: [\n    ${entries.join(',\n    ')}\n  ]`).join(',\n')
-  return `const scripts = {\n${body}\n}\nexport default scripts\nexport const summary = ${JSON.stringify(summary ?? null)}\n`
+  return `${consts}const scripts = {\n${body}\n}\nexport default scripts\nexport const summary = ${JSON.stringify(summary ?? null)}\n`
 }
 
 function setAt(data: unknown, pointer: string, value: unknown): void {

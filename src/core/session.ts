@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import pLimit from 'p-limit'
-import { type Expr, FLUX_QUERY, fluxModuleCode, type PictureFields, pictureExprs, pictureFields, virtualModuleCode } from './codegen'
+import { FLUX_QUERY, fluxModuleCode, type ModulePictures, modulePictures, pictureFields, virtualModuleCode } from './codegen'
 import { devPicture } from './dev'
 import { type BuildOutput, Emitter, type OutputImage, type Picture } from './emit'
 import { createEngine, type Engine } from './engine'
@@ -107,7 +107,6 @@ export class BuildSession {
       stop.abort(error)
       await this.variants.settled()
       throw error
-    }
   }
 
   /** The id a `?flux` import resolves to: the script's absolute path plus `?flux`; `undefined` for anything else. */
@@ -278,14 +277,12 @@ export class BuildSession {
    * The picture of each record, in order, as JS expressions (the bundler's URLs, or the dev server's). `fresh`: dev,
    * entries found by this same load, used as they are.
    */
-  private pictures(records: AssetRecord[], target: Target, fresh?: ReadonlyMap<string, CacheHit>): Promise<Array<PictureFields<Expr>>> {
+  private async pictures(records: AssetRecord[], target: Target, fresh?: ReadonlyMap<string, CacheHit>): Promise<ModulePictures> {
     const url = (image: OutputImage) => ('devBase' in target ? JSON.stringify(image.fileName) : target.url(image))
-    return Promise.all(
-      records.map(async r => {
-        const picture = 'devBase' in target ? await devPicture(this.need().store, this.variants, r, this.transformOf(r), target.devBase, r.file ? fresh?.get(r.key) : undefined) : await this.picture(r, target)
-        return pictureExprs(picture, url)
-      }),
+    const pictures = await Promise.all(
+      records.map(r => ('devBase' in target ? devPicture(this.need().store, this.variants, r, this.transformOf(r), target.devBase, r.file ? fresh?.get(r.key) : undefined) : this.picture(r, target))),
     )
+    return modulePictures(pictures, url)
   }
 
   /**
