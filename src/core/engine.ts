@@ -36,7 +36,12 @@ export interface Engine {
    * the other requests are still in flight: the session starts the variants of an image there.
    */
   generate(requests: AssetRequest[], signal?: AbortSignal, hooks?: GenerateHooks): Promise<EngineResult>
-  /** Closes connections. */
+  /**
+   * Settles once what generate() left writing behind it has been written: the roots file (which keys this run used,
+   * for prune). A build awaits it before it ends; close() does too.
+   */
+  flush(): Promise<void>
+  /** Closes connections, after flush(). */
   close(): Promise<void>
 }
 
@@ -65,6 +70,11 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
   /** This engine's roots file, and every key with an entry it has used (prune spares them for 30 days). */
   const run = store.roots.newRun()
   const used = new Set<string>()
+  /**
+   * The roots file's writes, one after the other, each with every key used so far (so the last one written has them
+   * all). Never rejects. Not awaited by generate(): the write (fsync'd) runs while the caller emits the images.
+   */
+  let rooted = Promise.resolve()
   /** What this engine has paid for so far: the budget caps hold for a whole dev/watch session, not per rebuild. */
   const spent: Spent = { images: 0, cost: 0 }
   const said = new Set<string>()
@@ -154,7 +164,7 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     }
     const hits = new Map<string, CacheHit>()
     for (const [key, result] of results) if (hitOf(result)) hits.set(key, hitOf(result)!)
-    await remember(hits.keys())
+    remember(hits.keys())
     // Strict wins: every placeholder fails the run, listed; otherwise the table of what fails (policy.ts).
     checkStrict(assets, options.strict)
     const noKey = noKeyWarning(results)
@@ -164,12 +174,15 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     return { assets, summary, hits }
   }
 
-  /** Adds keys to this run's roots file; a cache that takes no writes (read-only, offline) only loses the note. */
-  async function remember(keys: Iterable<string>): Promise<void> {
+  /**
+   * Adds keys to this run's roots file, written after the writes before it (see `rooted`; flush() awaits them); a cache
+   * that takes no writes (read-only, offline) only loses the note.
+   */
+  function remember(keys: Iterable<string>): void {
     const before = used.size
     for (const key of keys) used.add(key)
     if (used.size === before) return
-    await store.roots.record(run, used).catch((error: Error) => note([`could not record which images this run used (${error.message}): prune will not know them`]))
+    rooted = rooted.then(() => store.roots.record(run, used).catch((error: Error) => note([`could not record which images this run used (${error.message}): prune will not know them`])))
   }
 
   /** Whether policy lets one image be generated now (the first missing one): then the provider may be loaded. */
@@ -243,7 +256,9 @@ export function createEngine(options: ResolvedOptions, inject: { provider?: Imag
     },
     note,
     generate,
+    flush: () => rooted,
     close: async () => {
+      await rooted
       // A provider preloaded for a generate that never needed it is closed too.
       const loaded = await loading?.catch(() => undefined)
       loading = undefined

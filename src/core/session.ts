@@ -107,6 +107,10 @@ export class BuildSession {
       stop.abort(error)
       await this.variants.settled()
       throw error
+    } finally {
+      // The roots file generate() started writing, while the images were emitted: written before the build ends.
+      await this.engine?.flush()
+    }
   }
 
   /** The id a `?flux` import resolves to: the script's absolute path plus `?flux`; `undefined` for anything else. */

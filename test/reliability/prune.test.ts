@@ -5,8 +5,10 @@
 import { spawnSync } from 'node:child_process'
 import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createEngine } from '../../src/core/engine'
 import { resolveOptions } from '../../src/core/options'
+import { Roots } from '../../src/core/roots'
 import { OPTIONS, type OptionSpec } from '../../src/core/schema'
 import { startFakeTogether, type FakeTogether } from '../fake-together.mjs'
 import { cacheRoot, fakeEnv, makeTemp, recordFiles, removeTemp, runCli, SENTINEL, SIZE, scriptWith, STACK_LINE, validImages, viteBuild, writeApp, writeScripts } from './helpers'
@@ -105,6 +107,58 @@ describe('the roots: what builds used is never pruned', () => {
     expect(recordFiles(cacheDir)).toEqual([])
     // The expired run files went with them.
     expect((await readdir(roots(cacheDir))).filter(n => n.startsWith('run-'))).toEqual([])
+  })
+})
+
+describe('the roots file is written beside the emit, and before the run ends', () => {
+  const runFiles = async (cacheDir: string) => (await readdir(roots(cacheDir)).catch(() => [] as string[])).filter(n => n.startsWith('run-'))
+  const keysIn = async (cacheDir: string) => {
+    const [file] = await runFiles(cacheDir)
+    return file ? (JSON.parse(await readFile(join(roots(cacheDir), file), 'utf8')) as { keys: string[] }).keys : []
+  }
+
+  it('generate() does not wait for it (the build emits meanwhile); flush() and close() do', async () => {
+    const cacheDir = await project('roots-flush')
+    const engine = createEngine(resolveOptions({ apiKey: SENTINEL, baseURL: fake.baseURL, cacheDir, width: 256, height: 256 }, root!, { env: {} }))
+    const { requests } = await engine.scan()
+    // The write waits until generate() has returned: had generate() awaited it, neither would ever settle.
+    const record = Roots.prototype.record
+    let returned!: () => void
+    const generated = new Promise<void>(resolve => (returned = resolve))
+    const write = vi.spyOn(Roots.prototype, 'record').mockImplementation(async function (this: Roots, ...args) {
+      await generated
+      return record.apply(this, args)
+    })
+    try {
+      const result = await engine.generate(requests)
+      expect(result.summary.generated).toBe(3)
+      expect(write).toHaveBeenCalledTimes(1)
+      expect(await runFiles(cacheDir)).toEqual([])
+      returned()
+      await engine.flush()
+      expect((await keysIn(cacheDir)).sort()).toEqual([...result.hits.keys()].sort())
+    } finally {
+      write.mockRestore()
+      await engine.close()
+    }
+  })
+
+  it('a vite build ends only once the file lists every key it used, however slow the disk', async () => {
+    const cacheDir = await project('roots-build')
+    const record = Roots.prototype.record
+    // A disk that takes its time with this one file: the build must still not end before it is there.
+    const slow = vi.spyOn(Roots.prototype, 'record').mockImplementation(async function (this: Roots, ...args) {
+      await new Promise(resolve => setTimeout(resolve, 1500))
+      return record.apply(this, args)
+    })
+    try {
+      await viteBuild(root!, { apiKey: SENTINEL, baseURL: fake.baseURL })
+      expect(slow).toHaveBeenCalled()
+      expect((await keysIn(cacheDir)).sort()).toEqual(recordFiles(cacheDir).map(f => f.slice(3, -5)).sort())
+      expect(await keysIn(cacheDir)).toHaveLength(3)
+    } finally {
+      slow.mockRestore()
+    }
   })
 })
 
