@@ -61,6 +61,35 @@ describe('BuildSession emitting', () => {
     }
   })
 
+  it('virtual:flux-assets is one JSON string beside the URL code: the same pictures as the ?flux modules, no object literal per entry', async () => {
+    // A prompt that reads like the module's own URL marker stays a prompt.
+    await writeScripts(root, { 'a.script.json': scene({ hero: 'a shared prompt', odd: 'a prompt that says {"$js": 0}' }), 'b.script.json': scene({ again: 'a shared prompt' }) })
+    const session = new BuildSession({ root, ...SMALL, ...fakeOptions(fake), logger: silentLogger })
+    session.configure(root)
+    try {
+      const out = countingOutput()
+      await session.startBuild(out)
+      const code = await session.virtualModule(out)
+      // The entries are data to the bundler: one string literal, whatever the number of images.
+      const literal = /JSON\.parse\(("(?:[^"\\]|\\.)*")/.exec(code)?.[1]
+      expect(literal, code).toBeDefined()
+      const around = code.replace(literal!, '')
+      for (const text of ['a shared prompt', '"pointer"', '"prompt"', '"srcset"']) expect(around).not.toContain(text)
+
+      type Picture = { id: string; prompt: string; url: string; src: string; srcset: object; sources: object; variants: object; blur: object }
+      const run = async (source: string) => ((await import(`data:text/javascript,${encodeURIComponent(source)}`)) as { default: unknown }).default
+      const scripts = (await run(code)) as Record<string, Picture[]>
+      const modules = [(await run(await session.fluxModule(`${root}/a.script.json`, out))) as { visual_track: Array<{ assets: Record<string, Picture> }> }, (await run(await session.fluxModule(`${root}/b.script.json`, out))) as { visual_track: Array<{ assets: Record<string, Picture> }> }]
+      const fromModules = modules.flatMap(m => Object.values(m.visual_track[0]!.assets))
+      const pick = ({ id, prompt, url, src, srcset, sources, variants, blur }: Picture) => ({ id, prompt, url, src, srcset, sources, variants, blur })
+      expect(Object.values(scripts).flat().map(pick)).toEqual(fromModules.map(pick))
+      expect(Object.values(scripts).flat().map(e => e.prompt)).toEqual(['a shared prompt', 'a prompt that says {"$js": 0}', 'a shared prompt'])
+      expect(Object.values(scripts).flat()[0]!.url).toMatch(/^assets\/hero-[0-9a-f]{8}\.jpg$/)
+    } finally {
+      await session.close()
+    }
+  })
+
   it('virtual:flux-assets gives each entry its model and cost, and the build\'s summary (unique images, not uses)', async () => {
     await writeScripts(root, {
       'a.script.json': scene({ hero: 'a shared prompt', side: 'only in a' }),
