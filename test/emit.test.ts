@@ -62,8 +62,9 @@ describe('BuildSession emitting', () => {
   })
 
   it('virtual:flux-assets is one JSON string beside the URL code: the same pictures as the ?flux modules, no object literal per entry', async () => {
-    // A prompt that reads like the module's own URL marker stays a prompt.
-    await writeScripts(root, { 'a.script.json': scene({ hero: 'a shared prompt', odd: 'a prompt that says {"$js": 0}' }), 'b.script.json': scene({ again: 'a shared prompt' }) })
+    // A prompt that reads like the module's own URL marker stays a prompt; quotes, a backslash and a line separator too.
+    const odd = 'a prompt that says {"$js": 0},\u2028it\'s \\ odd'
+    await writeScripts(root, { 'a.script.json': scene({ hero: 'a shared prompt', odd }), 'b.script.json': scene({ again: 'a shared prompt' }) })
     const session = new BuildSession({ root, ...SMALL, ...fakeOptions(fake), logger: silentLogger })
     session.configure(root)
     try {
@@ -83,7 +84,7 @@ describe('BuildSession emitting', () => {
       const fromModules = modules.flatMap(m => Object.values(m.visual_track[0]!.assets))
       const pick = ({ id, prompt, url, src, srcset, sources, variants, blur }: Picture) => ({ id, prompt, url, src, srcset, sources, variants, blur })
       expect(Object.values(scripts).flat().map(pick)).toEqual(fromModules.map(pick))
-      expect(Object.values(scripts).flat().map(e => e.prompt)).toEqual(['a shared prompt', 'a prompt that says {"$js": 0}', 'a shared prompt'])
+      expect(Object.values(scripts).flat().map(e => e.prompt)).toEqual(['a shared prompt', odd, 'a shared prompt'])
       expect(Object.values(scripts).flat()[0]!.url).toMatch(/^assets\/hero-[0-9a-f]{8}\.jpg$/)
     } finally {
       await session.close()
