@@ -44,6 +44,8 @@ const tasks = {
     const { requests } = await engine.scan()
     const started = performance.now()
     const { summary } = await engine.generate(requests)
+    // What a build waits for before it ends: the roots file generate() leaves writing behind it (engine.flush()).
+    await engine.flush()
     const wallMs = performance.now() - started
     const fromScanMs = performance.now() - scanStarted
     await engine.close()
@@ -251,6 +253,7 @@ const tasks = {
     delay.reset()
     const checking = performance.now()
     const { summary } = await engine.generate(requests)
+    await engine.flush()
     const checkMs = performance.now() - checking
     await settle()
     delay.disable()
