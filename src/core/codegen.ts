@@ -101,7 +101,7 @@ export function fluxModuleCode(data: unknown, records: AssetRecord[], { fields: 
  * The entries are one JSON string, parsed where the module runs, with each URL expression (the bundler's, or a
  * srcset made of them) in an array of code beside it and `{"$js": i}` in its place: the bundler parses, transforms
  * and minifies one string literal instead of an object literal per image (300 images: 177 KB of object literals cost
- * the build ~20 MB of peak memory, bench scenario 4), and a browser parses JSON faster than the same literal as JS.
+ * the build ~15 MB of peak memory, bench scenario 4), and a browser parses JSON faster than the same literal as JS.
  * Vite's own JSON plugin does the same above 10 kB (`json.stringify: 'auto'`). Only our own fields are in there, so no
  * user data can look like `{"$js": i}`.
  */
