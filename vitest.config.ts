@@ -12,5 +12,7 @@ export default defineConfig({
     maxWorkers: 2,
     // Removes test/.tmp after the run.
     globalSetup: ['test/global-setup.ts'],
+    // No catalog kept from one test to the next (a fake may get an earlier fake's port).
+    setupFiles: ['test/setup-each.ts'],
   },
 })
