@@ -1,7 +1,7 @@
 // One measured task in a fresh Node process: `node bench/child.mjs <task> <json args>`. Prints one JSON line.
 // Times are taken inside the task (performance.now), so process start is never part of them; each result also
 // carries the process's peak RSS.
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire, syncBuiltinESMExports } from 'node:module'
 import { join } from 'node:path'
@@ -327,19 +327,8 @@ function bareEmitter(dir) {
       // same way), so this allocates and holds the least any plugin shipping these bytes through the bundler can. A
       // fresh buffer per file (readFileSync, until 2026-12-03) made the 300-image hooks take 199 ms instead of 32 ms,
       // and peak 0.2× the image bytes higher (bench/README).
-      let buffer = Buffer.alloc(0)
-      refs = readdirSync(dir).map(name => {
-        const file = join(dir, name)
-        const size = statSync(file).size
-        if (buffer.length < size) buffer = Buffer.allocUnsafeSlow(size)
-        const fd = openSync(file, 'r')
-        try {
-          const n = readSync(fd, buffer, 0, size, 0)
-          return { id: name, ref: this.emitFile({ type: 'asset', name, source: buffer.subarray(0, n) }) }
-        } finally {
-          closeSync(fd)
-        }
-      })
+      const read = reusedReader()
+      refs = readdirSync(dir).map(name => ({ id: name, ref: this.emitFile({ type: 'asset', name, source: read(join(dir, name)) }) }))
     },
     /** @param {string} id */
     resolveId(id) {
@@ -428,6 +417,25 @@ function countHashes(min = 1024) {
 }
 
 /**
+ * Reads each file it is given into one buffer, grown to the largest file so far, as the plugin's emitter does where
+ * the bundler copies what it is given (Rolldown): the bytes it returns are good until the next call.
+ * @returns {(file: string) => Buffer}
+ */
+function reusedReader() {
+  let buffer = Buffer.alloc(0)
+  return file => {
+    const fd = openSync(file, 'r')
+    try {
+      const size = fstatSync(fd).size
+      if (buffer.length < size) buffer = Buffer.allocUnsafeSlow(size)
+      return buffer.subarray(0, readSync(fd, buffer, 0, size, 0))
+    } finally {
+      closeSync(fd)
+    }
+  }
+}
+
+/**
  * The floor the plugin's own time is held to: sha256 of the same image bytes (every original in the cache), one after
  * the other, each read (untimed) into one reused buffer right before it is hashed, as the plugin's emitter reads and
  * hashes them. Until 2026-12-07 every file was read first into a buffer of its own and then all were hashed: the first
@@ -439,19 +447,11 @@ async function hashFloor(cacheDir) {
   const { readdir } = await import('node:fs/promises')
   const v1 = join(cacheDir, 'v1')
   const files = (await readdir(v1, { recursive: true })).filter(f => /^[0-9a-f]{2}[\\/][0-9a-f]{64}-[0-9a-f]{16}\.(jpg|png|webp)$/.test(f))
-  let buffer = Buffer.alloc(0)
+  const read = reusedReader()
   let hashMs = 0
   let hashedBytes = 0
   for (const f of files) {
-    const fd = openSync(join(v1, f), 'r')
-    let bytes
-    try {
-      const size = fstatSync(fd).size
-      if (buffer.length < size) buffer = Buffer.allocUnsafeSlow(size)
-      bytes = buffer.subarray(0, readSync(fd, buffer, 0, size, 0))
-    } finally {
-      closeSync(fd)
-    }
+    const bytes = read(join(v1, f))
     const t = performance.now()
     createHash('sha256').update(bytes).digest('hex')
     hashMs += performance.now() - t

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
-  BUILT_IN_PRICES, CatalogError, clearCatalogCache, estimateImageCost, fetchCatalog, formatPrice, parseCatalog, priceFor,
+  BUILT_IN_PRICES, CatalogError, estimateImageCost, fetchCatalog, formatPrice, parseCatalog, priceFor,
   priceFromListing, sortImageModels, type FetchLike,
 } from '../src/core/providers/catalog'
 
@@ -15,8 +15,6 @@ const LISTING = [
   { id: 'openai/gpt-image-2', object: 'model', created: 5, type: 'image', pricing: { hourly: 0, input: 0, output: 0, base: 0, finetune: 0 } },
   { id: 'Qwen/Qwen-Image', object: 'model', created: 6, type: 'image', pricing: { image: { example_price: '0.0058' } } },
 ]
-
-afterEach(() => clearCatalogCache())
 
 describe('priceFromListing', () => {
   it('reads price_per_megapixel (with min_steps) or image.example_price', () => {

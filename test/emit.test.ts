@@ -80,8 +80,11 @@ describe('BuildSession emitting', () => {
       type Picture = { id: string; prompt: string; url: string; src: string; srcset: object; sources: object; variants: object; blur: object }
       const run = async (source: string) => ((await import(`data:text/javascript,${encodeURIComponent(source)}`)) as { default: unknown }).default
       const scripts = (await run(code)) as Record<string, Picture[]>
-      const modules = [(await run(await session.fluxModule(`${root}/a.script.json`, out))) as { visual_track: Array<{ assets: Record<string, Picture> }> }, (await run(await session.fluxModule(`${root}/b.script.json`, out))) as { visual_track: Array<{ assets: Record<string, Picture> }> }]
-      const fromModules = modules.flatMap(m => Object.values(m.visual_track[0]!.assets))
+      const fromModules: Picture[] = []
+      for (const script of ['a', 'b']) {
+        const module = (await run(await session.fluxModule(`${root}/${script}.script.json`, out))) as { visual_track: Array<{ assets: Record<string, Picture> }> }
+        fromModules.push(...Object.values(module.visual_track[0]!.assets))
+      }
       const pick = ({ id, prompt, url, src, srcset, sources, variants, blur }: Picture) => ({ id, prompt, url, src, srcset, sources, variants, blur })
       expect(Object.values(scripts).flat().map(pick)).toEqual(fromModules.map(pick))
       expect(Object.values(scripts).flat().map(e => e.prompt)).toEqual(['a shared prompt', odd, 'a shared prompt'])

@@ -1,6 +1,6 @@
 import { request, Agent } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import { clearCatalogCache, fetchCatalog, type FetchLike } from '../src/core/providers/catalog'
+import { fetchCatalog, type FetchLike } from '../src/core/providers/catalog'
 import { MODEL_PROFILES, planRequest } from '../src/core/providers/models'
 import { readImageHeader } from '../src/core/image-header'
 import { MODELS, RETIRED_MODELS, SAFETY_MARKER, startFakeTogether, type FakeTogether, type FakeTogetherOptions } from './fake-together.mjs'
@@ -256,8 +256,6 @@ describe("fake Together: today's catalog, profiles, account gate and safety chec
     const header = readImageHeader(bytes)
     return header && [header.width, header.height]
   }
-  afterEach(() => clearCatalogCache())
-
   it('GET /v1/models lists the served models with prices as a bare array; 401 without a key', async () => {
     await start()
     expect((await get('/models', {})).status).toBe(401)

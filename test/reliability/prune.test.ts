@@ -117,7 +117,7 @@ describe('the roots file is written beside the emit, and before the run ends', (
     return file ? (JSON.parse(await readFile(join(roots(cacheDir), file), 'utf8')) as { keys: string[] }).keys : []
   }
 
-  it('generate() does not wait for it (the build emits meanwhile); flush() and close() do', async () => {
+  it('generate() does not wait for it (the build emits meanwhile); flush() does', async () => {
     const cacheDir = await project('roots-flush')
     const engine = createEngine(resolveOptions({ apiKey: SENTINEL, baseURL: fake.baseURL, cacheDir, width: 256, height: 256 }, root!, { env: {} }))
     const { requests } = await engine.scan()
