@@ -92,19 +92,22 @@ function report(r) {
       ['plugin', seconds(w.plugin.medianMs), w.plugin.buildMs.map(seconds).join(', '), mb(w.plugin.medianRssBytes)],
       ['public/', seconds(w.public.medianMs), w.public.buildMs.map(seconds).join(', '), mb(w.public.medianRssBytes)],
       ...(w.floor ? [['bare emitter', seconds(w.floor.bare.medianMs), w.floor.bare.buildMs.map(seconds).join(', '), mb(w.floor.bare.medianRssBytes)]] : []),
+      ...(w.floor?.promised ? [['promise floor', seconds(w.floor.promised.medianMs), w.floor.promised.buildMs.map(seconds).join(', '), mb(w.floor.promised.medianRssBytes)]] : []),
     ]))
     out.push(`   ratio ${w.ratio.toFixed(2)}×; target ${w.target}: ${verdict(w.met)}`)
+    if (w.floor?.promised) out.push(`   promise floor (import unplugin, fast-glob, p-limit; glob and parse the scripts; key each prompt, read its record, read its image, check its sha256, emitFile it; serve the plugin's own virtual:flux-assets): ${w.floor.promisedVsPublic.toFixed(2)}× public/${w.belowFloor ? ', so the target is below it' : ''}; the plugin ${w.floor.pluginVsPromised.toFixed(2)}× the promise floor`)
     if (w.floor) out.push(`   floor: a bare emitter (reads the same files and emitFile()s them, nothing else) takes ${w.floor.bareVsPublic.toFixed(2)}× public/; the plugin takes ${w.floor.pluginVsBare.toFixed(2)}× the bare emitter`)
     if (w.own) {
       const o = w.own
       out.push(`   plugin's own time: ${o.ms} ms (import ${o.importMs} ms + hooks ${o.hooksMs} ms: scan, plan, cache check, read + verify + emitFile; runs ${o.runsMs.join(', ')} ms); floor: sha256 of the ${mb(o.hashedBytes)} alone ${o.hashMs} ms`)
       out.push(`   target ${o.target}: ${verdict(o.met)} (${o.ms} vs ${round(50 + o.hashMs)} ms)`)
-      if (o.floor) out.push(`   own-time floor ${o.floor.ms} ms (import of unplugin + fast-glob + p-limit ${o.floor.depsImportMs} ms, the bare emitter's hooks ${o.floor.bareHooksMs} ms, sha256 ${o.floor.hashMs} ms): the plugin ${o.vsFloor.toFixed(2)}× it`)
+      if (o.floor) out.push(`   own-time floor ${o.floor.ms} ms (import of unplugin + fast-glob + p-limit ${o.floor.depsImportMs} ms, the bare emitter's hooks ${o.floor.bareHooksMs} ms, sha256 ${o.floor.hashMs} ms): the plugin ${o.vsFloor.toFixed(2)}× it; the promise floor's own time (its import + hooks) ${o.promised.ms} ms: the plugin ${o.promised.vs.toFixed(2)}× it`)
     }
     if (w.small) {
       const x = w.small
-      out.push(`   small one-page app, ${x.params.assets} cached images (${mb(x.params.totalImageBytes)}), same method: plugin ${seconds(x.plugin.medianMs)} (runs ${x.plugin.buildMs.map(seconds).join(', ')}) vs public/ ${seconds(x.public.medianMs)} (runs ${x.public.buildMs.map(seconds).join(', ')}); plugin's own time ${x.own.ms} ms${x.own.floor ? ` (import ${x.own.importMs} ms of which unplugin + fast-glob + p-limit ${x.own.depsImportMs} ms; floor ${x.own.floor.ms} ms: ${x.own.vsFloor.toFixed(2)}×)` : ''}`)
+      out.push(`   small one-page app, ${x.params.assets} cached images (${mb(x.params.totalImageBytes)}), same method: plugin ${seconds(x.plugin.medianMs)} (runs ${x.plugin.buildMs.map(seconds).join(', ')}) vs public/ ${seconds(x.public.medianMs)} (runs ${x.public.buildMs.map(seconds).join(', ')}); plugin's own time ${x.own.ms} ms${x.own.floor ? ` (import ${x.own.importMs} ms of which unplugin + fast-glob + p-limit ${x.own.depsImportMs} ms; floor ${x.own.floor.ms} ms: ${x.own.vsFloor.toFixed(2)}×; the promise floor's ${x.own.promised.ms} ms: ${x.own.promised.vs.toFixed(2)}×)` : ''}`)
       out.push(`   ratio ${x.ratio.toFixed(2)}×; target ${x.target}: ${verdict(x.met)}`)
+      if (x.floor?.promised) out.push(`   promise floor ${seconds(x.floor.promised.medianMs)} (runs ${x.floor.promised.buildMs.map(seconds).join(', ')}) = ${x.floor.promisedVsPublic.toFixed(2)}× public/${x.belowFloor ? ', so the target is below it' : ''}; the plugin ${x.floor.pluginVsPromised.toFixed(2)}× the promise floor`)
       if (x.floor) out.push(`   floor: the bare emitter ${seconds(x.floor.bare.medianMs)} = ${x.floor.bareVsPublic.toFixed(2)}× public/; the plugin ${x.floor.pluginVsBare.toFixed(2)}× the bare emitter`)
     }
   }
@@ -113,6 +116,7 @@ function report(r) {
     out.push('', `4. Memory: plugin ${mb(x.pluginRssBytes)} vs public/ ${mb(x.publicRssBytes)}: +${mb(x.extraRssBytes)} = ${x.extraPerImageByte}× the ${mb(x.params.totalImageBytes)} of images; allowed up to ${mb(x.allowedRssBytes)}`)
     out.push(`   target ${x.target}: ${verdict(x.met)}`)
     if (x.bareRssBytes) out.push(`   floor: the bare emitter peaks at ${mb(x.bareRssBytes)}, public/ + ${x.bareExtraPerImageByte}× the image bytes`)
+    if (x.promisedRssBytes) out.push(`   promise floor (every image checked against its record and emitted, the plugin's own virtual:flux-assets): ${mb(x.promisedRssBytes)}, public/ + ${x.promisedExtraPerImageByte}× the image bytes${x.belowFloor ? ', so the target is below it' : ''}; the plugin +${mb(x.pluginRssBytes - x.promisedRssBytes)} over it`)
     if (x.bytesOnlyRssBytes) out.push(`   the plugin building a page that does not import virtual:flux-assets (the same images emitted): ${mb(x.bytesOnlyRssBytes)}, public/ + ${x.bytesOnlyExtraPerImageByte}× the image bytes; the rest is the bundler's work on that module (the page's JS: ${Math.round(x.pageJsBytes.plugin / 1024)} KB minified, against ${Math.round(x.pageJsBytes.bare / 1024)} KB for the bare emitter's page)`)
   }
   if (s.discovery) {

@@ -18,7 +18,16 @@ export async function warm(run, { smoke }) {
   const { p, b, floor, ratio, own, totalImageBytes } = large
   const allowedRssBytes = b.medianRssBytes + 1.5 * totalImageBytes
   // The floor: the same files through Vite's asset pipeline by a plugin that does nothing else (child.mjs bareEmitter).
-  const floorOf = (/** @type {typeof large} */ t) => ({ bare: t.floor, bareVsPublic: round(t.floor.medianMs / t.b.medianMs, 3), pluginVsBare: t.floorRatio })
+  // The promise floor (child.mjs bareEmitter `promised`): the bare emitter plus the least the plugin's promises add.
+  // Where it is itself over the target, the target is below the floor and the plugin is read against the floor.
+  const floorOf = (/** @type {typeof large} */ t) => ({
+    bare: t.floor,
+    bareVsPublic: round(t.floor.medianMs / t.b.medianMs, 3),
+    pluginVsBare: t.floorRatio,
+    promised: t.promised,
+    promisedVsPublic: round(t.promised.medianMs / t.b.medianMs, 3),
+    pluginVsPromised: round(t.p.medianMs / t.promised.medianMs, 3),
+  })
   return {
     build: {
       params: { assets: large.assets, runs, imageBytes: IMAGE_BYTES, totalImageBytes },
@@ -27,6 +36,7 @@ export async function warm(run, { smoke }) {
       ratio,
       target: 'plugin median ≤ 1.20 × public/ median',
       met: ratio <= 1.2,
+      belowFloor: large.promised.medianMs / b.medianMs > 1.2,
       own: ownTime(own),
       floor: floorOf(large),
       small: {
@@ -36,6 +46,7 @@ export async function warm(run, { smoke }) {
         ratio: small.ratio,
         target: 'plugin median ≤ 1.25 × public/ median',
         met: small.ratio <= 1.25,
+        belowFloor: small.promised.medianMs / small.b.medianMs > 1.25,
         own: ownTime(small.own),
         floor: floorOf(small),
       },
@@ -51,6 +62,10 @@ export async function warm(run, { smoke }) {
       met: p.medianRssBytes <= allowedRssBytes,
       bareRssBytes: floor.medianRssBytes,
       bareExtraPerImageByte: round((floor.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2),
+      // The promise floor: the bare emitter that also hashes every image and serves the plugin's very module.
+      promisedRssBytes: large.promised.medianRssBytes,
+      promisedExtraPerImageByte: round((large.promised.medianRssBytes - b.medianRssBytes) / totalImageBytes, 2),
+      belowFloor: large.promised.medianRssBytes > allowedRssBytes,
       // The plugin building a page that does not import virtual:flux-assets: every image emitted all the same, what
       // is left out is the bundler's work on that module (every record with its picture fields, one entry per image).
       bytesOnlyRssBytes: large.bytesOnly?.medianRssBytes ?? null,
@@ -76,28 +91,34 @@ async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
     ])
   }
 
-  /** @param {'plugin' | 'public' | 'bare' | 'bytes'} kind */
+  const moduleFile = join(run.dir, name, 'module.json')
+  let captured = false
+  /** @param {'plugin' | 'public' | 'bare' | 'promised' | 'bytes'} kind */
   const build = async kind => {
     const plugin = kind === 'plugin' || kind === 'bytes'
     // The bare emitter (the floor) builds the plugin app's page from the public/ twin's files, in its own outDir.
     const root = kind === 'public' ? publicRoot : pluginRoot
-    const outDir = join(root, kind === 'bare' ? 'dist-bare' : kind === 'bytes' ? 'dist-bytes' : 'dist')
+    const outDir = join(root, kind === 'bare' || kind === 'promised' ? `dist-${kind}` : kind === 'bytes' ? 'dist-bytes' : 'dist')
     // formats: [] keeps this scenario what it always measured (the originals alone); scenario 6 measures variants.
-    const bare = kind === 'bare' ? { bare: join(publicRoot, 'public', 'img') } : {}
+    const bare = kind === 'bare' || kind === 'promised' ? { bare: join(publicRoot, 'public', 'img'), promised: kind === 'promised' } : {}
     const input = kind === 'bytes' ? { build: { rollupOptions: { input: join(pluginRoot, 'bytes.html') } } } : {}
-    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare, ...input })
+    // The plugin's first build keeps its virtual:flux-assets; the promise floor serves that very module.
+    const module = kind === 'plugin' && !captured ? { captureModule: moduleFile } : kind === 'promised' ? { module: moduleFile } : {}
+    captured ||= kind === 'plugin'
+    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare, ...input, ...module })
     const shipped = (await listFiles(outDir)).filter(f => /\.(jpe?g|png|webp)$/.test(f)).length
     if (shipped !== assets || r.placeholders) throw new Error(`warm: ${kind} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
     return r
   }
   // One unmeasured build of each warms the disk cache and Node's compile cache alike for all.
-  for (const kind of /** @type {const} */ (['plugin', 'public', 'bare'])) await build(kind)
+  for (const kind of /** @type {const} */ (['plugin', 'public', 'bare', 'promised'])) await build(kind)
   if (bytesOnly) await build('bytes')
   const series = () => ({ buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) })
-  const times = { plugin: series(), public: series(), bare: series(), bytes: series() }
+  const times = { plugin: series(), public: series(), bare: series(), promised: series(), bytes: series() }
   const own = /** @type {any[]} */ ([]) // the plugin's own time in each plugin build (child.mjs timeHooks)
   const bareHooks = /** @type {number[]} */ ([]) // the bare emitter's hooks in each of its builds: reads + emitFile
-  const orders = /** @type {const} */ ([['plugin', 'public', 'bare'], ['bare', 'public', 'plugin'], ['public', 'bare', 'plugin']])
+  const promisedOwn = /** @type {number[]} */ ([]) // the promise floor's import + hooks in each of its builds
+  const orders = /** @type {const} */ ([['plugin', 'public', 'bare', 'promised'], ['promised', 'bare', 'public', 'plugin'], ['public', 'promised', 'plugin', 'bare']])
   for (let i = 0; i < runs; i++) {
     for (const kind of [...orders[i % orders.length], ...(bytesOnly ? /** @type {const} */ (['bytes']) : [])]) {
       const r = await build(kind)
@@ -105,6 +126,7 @@ async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
       times[kind].maxRssBytes.push(r.maxRssBytes)
       if (kind === 'plugin') own.push(r.own)
       if (kind === 'bare') bareHooks.push(r.bareHooksMs)
+      if (kind === 'promised') promisedOwn.push(r.depsImportMs + r.bareHooksMs)
     }
   }
   const summarize = (/** @type {ReturnType<typeof series>} */ s) => ({ ...s, medianMs: round(median(s.buildMs)), medianRssBytes: median(s.maxRssBytes), peakRssBytes: Math.max(...s.maxRssBytes) })
@@ -122,11 +144,12 @@ async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
     p,
     b,
     floor,
+    promised: summarize(times.promised),
     bytesOnly: bytesOnly ? summarize(times.bytes) : undefined,
     pageJsBytes: { plugin: await jsBytes(join(pluginRoot, 'dist')), bare: await jsBytes(join(pluginRoot, 'dist-bare')) },
     ratio: round(p.medianMs / b.medianMs, 3),
     floorRatio: round(p.medianMs / floor.medianMs, 3),
-    own: { runs: own, bareHooksMs: round(median(bareHooks)) },
+    own: { runs: own, bareHooksMs: round(median(bareHooks)), promisedMs: round(median(promisedOwn)) },
     totalImageBytes,
   }
 }
@@ -134,13 +157,13 @@ async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
 /**
  * #16: the plugin's own time (import + its hooks) ≤ 50 ms + sha256 of the image bytes alone. Its floor, measured in
  * the same run: importing the design card's packages, the bare emitter's hooks (reading the files and emitFile()ing
- * them) and the sha256. @param {{ runs: any[], bareHooksMs: number }} own
+ * them) and the sha256; and, measured as one, the promise floor's (its import + hooks). @param {{ runs: any[], bareHooksMs: number, promisedMs: number }} own
  */
-function ownTime({ runs: own, bareHooksMs }) {
+function ownTime({ runs: own, bareHooksMs, promisedMs }) {
   const pick = (/** @type {string} */ k) => round(median(own.map(o => o[k])))
   const o = { ms: pick('ms'), importMs: pick('importMs'), depsImportMs: pick('depsImportMs'), hooksMs: pick('hooksMs'), hashMs: pick('hashMs'), hashedBytes: own[0]?.hashedBytes, runsMs: own.map(x => round(x.ms)) }
   const floorMs = round(o.depsImportMs + bareHooksMs + o.hashMs)
-  return { ...o, target: 'plugin own time (import + hooks) ≤ 50 ms + sha256 of the image bytes', met: o.ms <= 50 + o.hashMs, floor: { ms: floorMs, depsImportMs: o.depsImportMs, bareHooksMs, hashMs: o.hashMs }, vsFloor: round(o.ms / floorMs, 2) }
+  return { ...o, target: 'plugin own time (import + hooks) ≤ 50 ms + sha256 of the image bytes', met: o.ms <= 50 + o.hashMs, floor: { ms: floorMs, depsImportMs: o.depsImportMs, bareHooksMs, hashMs: o.hashMs }, vsFloor: round(o.ms / floorMs, 2), promised: { ms: promisedMs, vs: round(o.ms / promisedMs, 2) } }
 }
 
 /**
