@@ -143,6 +143,34 @@ describe('the roots file is written beside the emit, and before the run ends', (
     }
   })
 
+  it('close() waits for it too: a CLI run or a closing dev server ends with every key in the file', async () => {
+    const cacheDir = await project('roots-close')
+    const engine = createEngine(resolveOptions({ apiKey: SENTINEL, baseURL: fake.baseURL, cacheDir, width: 256, height: 256 }, root!, { env: {} }))
+    const { requests } = await engine.scan()
+    const record = Roots.prototype.record
+    let release!: () => void
+    const held = new Promise<void>(resolve => (release = resolve))
+    const write = vi.spyOn(Roots.prototype, 'record').mockImplementation(async function (this: Roots, ...args) {
+      await held
+      return record.apply(this, args)
+    })
+    try {
+      const result = await engine.generate(requests)
+      let closed = false
+      const closing = engine.close().then(() => void (closed = true))
+      // However many turns the event loop takes, close() is still waiting for the held write.
+      for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve))
+      expect(closed).toBe(false)
+      expect(await runFiles(cacheDir)).toEqual([])
+      release()
+      await closing
+      expect((await keysIn(cacheDir)).sort()).toEqual([...result.hits.keys()].sort())
+    } finally {
+      release()
+      write.mockRestore()
+    }
+  })
+
   it('a vite build ends only once the file lists every key it used, however slow the disk', async () => {
     const cacheDir = await project('roots-build')
     const record = Roots.prototype.record
