@@ -81,6 +81,16 @@ describe('bench --smoke', () => {
       expect(app.floor).toMatchObject({ bareVsPublic: positive(), pluginVsBare: positive() })
     }
     expect(stdout).toMatch(/floor: a bare emitter [^\n]* takes [\d.]+× public\/; the plugin takes [\d.]+× the bare emitter/)
+    // The promise floor: one build doing the least these promises need (keyed, verified, the plugin's own module).
+    for (const [app, target] of [[warmBuild, 1.2], [warmBuild.small, 1.25]] as const) {
+      expect(app.floor.promised.buildMs).toHaveLength(runs)
+      expect(app.floor).toMatchObject({ promisedVsPublic: positive(), pluginVsPromised: positive() })
+      expect(app.floor.pluginVsPromised).toBeCloseTo(app.plugin.medianMs / app.floor.promised.medianMs, 2)
+      expect(app.belowFloor).toBe(app.floor.promised.medianMs / app.public.medianMs > target)
+      expect(app.own.promised).toMatchObject({ ms: positive(), vs: positive() })
+    }
+    expect(stdout).toMatch(/promise floor \(import unplugin, fast-glob, p-limit; [^\n]*\): [\d.]+× public\/(, so the target is below it)?; the plugin [\d.]+× the promise floor/)
+    expect(memory).toMatchObject({ promisedRssBytes: positive(), promisedExtraPerImageByte: expect.any(Number), belowFloor: memory.promisedRssBytes > memory.allowedRssBytes })
     expect(memory.bareRssBytes).toEqual(positive())
     // The same plugin with a page that does not import virtual:flux-assets, and the page JS of both builds.
     expect(memory).toMatchObject({ bytesOnlyRssBytes: positive(), bytesOnlyExtraPerImageByte: expect.any(Number), pageJsBytes: { plugin: positive(), bare: positive() } })
