@@ -126,12 +126,17 @@ const tasks = {
     }
     // args.bare: the floor of shipping the files through the bundler (scenario 2): a minimal plugin, no cache.
     // Its hooks are timed as the plugin's are: reading the files and emitFile()ing them is the floor of the hooks.
-    // args.promised: the floor of what the plugin promises on top (#16), imports included in buildMs.
-    const promisedImport = performance.now()
-    const glob = args.promised ? ((await Promise.all(['unplugin', 'p-limit'].map(m => import(m))), (await import('fast-glob')).default)) : undefined
-    if (args.promised) depsImportMs = performance.now() - promisedImport
-    const captured = args.promised ? JSON.parse(await readFile(args.module, 'utf8')) : undefined
-    const bare = args.bare ? timeHooks(bareEmitter(args.bare, glob && { glob, root: args.root, cacheDir: args.cacheDir, ...captured }), 0) : undefined
+    // args.promised: the promise floor (#16, bareEmitter): the same packages imported inside the timed build, timed as
+    // the plugin's are; the module and entries the plugin's first build captured (args.captureModule, below).
+    let promised
+    if (args.promised) {
+      const deps = performance.now()
+      await Promise.all(['unplugin', 'p-limit'].map(m => import(m)))
+      const glob = (await import('fast-glob')).default
+      depsImportMs = performance.now() - deps
+      promised = { glob, root: args.root, cacheDir: args.cacheDir, ...JSON.parse(await readFile(args.module, 'utf8')) }
+    }
+    const bare = args.bare ? timeHooks(bareEmitter(args.bare, promised), 0) : undefined
     if (bare) plugins.push(bare.plugin)
     // args.captureModule: keep the plugin's virtual:flux-assets as the bundler got it, and the file each of its URLs
     // names, for the promise floor to serve the very same module (bareEmitter).
