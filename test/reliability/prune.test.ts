@@ -117,34 +117,9 @@ describe('the roots file is written beside the emit, and before the run ends', (
     return file ? (JSON.parse(await readFile(join(roots(cacheDir), file), 'utf8')) as { keys: string[] }).keys : []
   }
 
-  it('generate() does not wait for it (the build emits meanwhile); flush() does', async () => {
-    const cacheDir = await project('roots-flush')
-    const engine = createEngine(resolveOptions({ apiKey: SENTINEL, baseURL: fake.baseURL, cacheDir, width: 256, height: 256 }, root!, { env: {} }))
-    const { requests } = await engine.scan()
-    // The write waits until generate() has returned: had generate() awaited it, neither would ever settle.
-    const record = Roots.prototype.record
-    let returned!: () => void
-    const generated = new Promise<void>(resolve => (returned = resolve))
-    const write = vi.spyOn(Roots.prototype, 'record').mockImplementation(async function (this: Roots, ...args) {
-      await generated
-      return record.apply(this, args)
-    })
-    try {
-      const result = await engine.generate(requests)
-      expect(result.summary.generated).toBe(3)
-      expect(write).toHaveBeenCalledTimes(1)
-      expect(await runFiles(cacheDir)).toEqual([])
-      returned()
-      await engine.flush()
-      expect((await keysIn(cacheDir)).sort()).toEqual([...result.hits.keys()].sort())
-    } finally {
-      write.mockRestore()
-      await engine.close()
-    }
-  })
-
-  it('close() waits for it too: a CLI run or a closing dev server ends with every key in the file', async () => {
-    const cacheDir = await project('roots-close')
+  /** An engine over a fresh project whose roots file write waits until `release()`, and its requests. */
+  const heldWrite = async (name: string) => {
+    const cacheDir = await project(name)
     const engine = createEngine(resolveOptions({ apiKey: SENTINEL, baseURL: fake.baseURL, cacheDir, width: 256, height: 256 }, root!, { env: {} }))
     const { requests } = await engine.scan()
     const record = Roots.prototype.record
@@ -154,6 +129,28 @@ describe('the roots file is written beside the emit, and before the run ends', (
       await held
       return record.apply(this, args)
     })
+    return { cacheDir, engine, requests, write, release }
+  }
+
+  it('generate() does not wait for it (the build emits meanwhile); flush() does', async () => {
+    // The write waits until generate() has returned: had generate() awaited it, neither would ever settle.
+    const { cacheDir, engine, requests, write, release } = await heldWrite('roots-flush')
+    try {
+      const result = await engine.generate(requests)
+      expect(result.summary.generated).toBe(3)
+      expect(write).toHaveBeenCalledTimes(1)
+      expect(await runFiles(cacheDir)).toEqual([])
+      release()
+      await engine.flush()
+      expect((await keysIn(cacheDir)).sort()).toEqual([...result.hits.keys()].sort())
+    } finally {
+      write.mockRestore()
+      await engine.close()
+    }
+  })
+
+  it('close() waits for it too: a CLI run or a closing dev server ends with every key in the file', async () => {
+    const { cacheDir, engine, requests, write, release } = await heldWrite('roots-close')
     try {
       const result = await engine.generate(requests)
       let closed = false
