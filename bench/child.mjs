@@ -136,7 +136,7 @@ const tasks = {
       depsImportMs = performance.now() - deps
       promised = { glob, root: args.root, cacheDir: args.cacheDir, ...JSON.parse(await readFile(args.module, 'utf8')) }
     }
-    const bare = args.bare ? timeHooks(bareEmitter(args.bare, promised), 0) : undefined
+    const bare = args.bare || promised ? timeHooks(bareEmitter(args.bare, promised), 0) : undefined
     if (bare) plugins.push(bare.plugin)
     // args.captureModule: keep the plugin's virtual:flux-assets as the bundler got it, and the file each of its URLs
     // names, for the promise floor to serve the very same module (bareEmitter).
@@ -352,7 +352,7 @@ const tasks = {
  * handed over; and, as `virtual:flux-assets`, the very module the plugin gave the bundler in an earlier build (`module`
  * and `entries`, captured by `captureModule` with the manifest's ids and keys), each URL pointing at this build's file
  * of the same image: what the page asks for costs the bundler the same. No schema, plan, stats, locks, manifest, types,
- * roots or recovery, and the module is not made: those are the plugin's own work. @param {string} dir @param {{ glob: any, root: string, cacheDir: string, module: { code: string, files: Record<string, string> }, entries: Array<{ id: string, key: string, prompt: string }> }} [promised]
+ * roots or recovery, and the module is not made: those are the plugin's own work. It reads the cache, not `dir` (unset then). @param {string | undefined} dir @param {{ glob: any, root: string, cacheDir: string, module: { code: string, files: Record<string, string> }, entries: Array<{ id: string, key: string, prompt: string }> }} [promised]
  */
 function bareEmitter(dir, promised) {
   /** @type {Array<{ id: string, ref: string }>} */
@@ -367,7 +367,8 @@ function bareEmitter(dir, promised) {
       // and peak 0.2× the image bytes higher (bench/README).
       const read = reusedReader()
       if (!promised) {
-        refs = readdirSync(dir).map(name => ({ id: name, ref: this.emitFile({ type: 'asset', name, source: read(join(dir, name)) }) }))
+        const folder = /** @type {string} */ (dir)
+        refs = readdirSync(folder).map(name => ({ id: name, ref: this.emitFile({ type: 'asset', name, source: read(join(folder, name)) }) }))
         return
       }
       return (async () => {

@@ -91,27 +91,25 @@ async function twin(run, { name, assets, perScript, runs, bytesOnly = false }) {
     ])
   }
 
+  // The plugin's unmeasured first build keeps its virtual:flux-assets here; the promise floor serves that very module.
   const moduleFile = join(run.dir, name, 'module.json')
-  let captured = false
-  /** @param {'plugin' | 'public' | 'bare' | 'promised' | 'bytes'} kind */
-  const build = async kind => {
+  /** @param {'plugin' | 'public' | 'bare' | 'promised' | 'bytes'} kind @param {object} [extra] */
+  const build = async (kind, extra = {}) => {
     const plugin = kind === 'plugin' || kind === 'bytes'
     // The bare emitter (the floor) builds the plugin app's page from the public/ twin's files, in its own outDir.
     const root = kind === 'public' ? publicRoot : pluginRoot
     const outDir = join(root, kind === 'bare' || kind === 'promised' ? `dist-${kind}` : kind === 'bytes' ? 'dist-bytes' : 'dist')
     // formats: [] keeps this scenario what it always measured (the originals alone); scenario 6 measures variants.
-    const bare = kind === 'bare' || kind === 'promised' ? { bare: join(publicRoot, 'public', 'img'), promised: kind === 'promised' } : {}
+    const bare = kind === 'bare' ? { bare: join(publicRoot, 'public', 'img') } : kind === 'promised' ? { promised: true, module: moduleFile } : {}
     const input = kind === 'bytes' ? { build: { rollupOptions: { input: join(pluginRoot, 'bytes.html') } } } : {}
-    // The plugin's first build keeps its virtual:flux-assets; the promise floor serves that very module.
-    const module = kind === 'plugin' && !captured ? { captureModule: moduleFile } : kind === 'promised' ? { module: moduleFile } : {}
-    captured ||= kind === 'plugin'
-    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare, ...input, ...module })
+    const r = await runChild('vite', { dist: run.dist, root, outDir, plugin, cacheDir, flux: { formats: [] }, ...bare, ...input, ...extra })
     const shipped = (await listFiles(outDir)).filter(f => /\.(jpe?g|png|webp)$/.test(f)).length
     if (shipped !== assets || r.placeholders) throw new Error(`warm: ${kind} build shipped ${shipped} of ${assets} images (${r.placeholders} placeholders)`)
     return r
   }
   // One unmeasured build of each warms the disk cache and Node's compile cache alike for all.
-  for (const kind of /** @type {const} */ (['plugin', 'public', 'bare', 'promised'])) await build(kind)
+  await build('plugin', { captureModule: moduleFile })
+  for (const kind of /** @type {const} */ (['public', 'bare', 'promised'])) await build(kind)
   if (bytesOnly) await build('bytes')
   const series = () => ({ buildMs: /** @type {number[]} */ ([]), maxRssBytes: /** @type {number[]} */ ([]) })
   const times = { plugin: series(), public: series(), bare: series(), promised: series(), bytes: series() }
